@@ -1,0 +1,9 @@
+"""CLI commands of the law stage (being written)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    return None

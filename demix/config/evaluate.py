@@ -1,0 +1,69 @@
+"""Config section for scoring proxies with lm-eval-harness."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from demix.config.base import StrictModel
+
+Role = Literal["search", "report", "both"]
+
+
+class TaskConfig(StrictModel):
+    """One lm-eval task (a name lm-eval knows, or one defined under an include path).
+
+    ``role`` keeps the tasks a search optimises apart from the tasks a report judges by; a task with
+    role ``both`` needs ``evaluate.allow_overlap: true``.
+    """
+
+    name: str
+    group: str = "general"  # capability group: general, code, math, or the user's own
+    role: Role = "search"
+    metric: str | None = None  # e.g. acc, acc_norm, exact_match, bits_per_byte (default: the task's first)
+    limit: int | None = Field(default=None, gt=0)  # documents per evaluation (cheap search-time scoring)
+    num_fewshot: int | None = Field(default=None, ge=0)
+    weight: float = Field(default=1.0, gt=0)
+
+
+class BuiltinTasksConfig(StrictModel):
+    """The offline task suite generated from each candidate's held-out documents."""
+
+    enabled: bool = True
+    bpb: bool = True  # per-domain bits-per-byte (loglikelihood_rolling) -> the law's loss:<domain>
+    bpb_docs: int = Field(default=64, gt=0)  # held-out documents per domain for bits-per-byte
+    bpb_max_chars: int = Field(default=1500, gt=0)  # truncate long documents to keep evaluation cheap
+    accuracy: bool = True  # math / code / prose multiple-choice tasks
+    accuracy_docs: int = Field(default=200, gt=0)  # items per accuracy task (split search/report)
+    report_fraction: float = Field(default=0.5, gt=0, lt=1)  # items held back for the report tasks
+    seed: int = 0
+
+
+class EvalConfig(StrictModel):
+    """How proxies are evaluated: built-in tasks, extra lm-eval tasks, batch and length settings."""
+
+    builtin: BuiltinTasksConfig = Field(default_factory=BuiltinTasksConfig)
+    tasks: list[TaskConfig] = Field(default_factory=list)
+    include_paths: list[Path] = Field(default_factory=list)  # extra directories of lm-eval task YAML
+    allow_overlap: bool = False  # allow a task to be both optimised and reported
+    confirm_run_unsafe_code: bool = False  # needed for code-execution tasks (HumanEval, MBPP)
+    batch_size: int = Field(default=16, gt=0)
+    max_length: int | None = Field(default=None, gt=0)  # default: the model's context length
+    dtype: Literal["auto", "bfloat16", "float32"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _overlap(self) -> EvalConfig:
+        names = [t.name for t in self.tasks]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"evaluate.tasks lists {', '.join(dup)} more than once")
+        both = [t.name for t in self.tasks if t.role == "both"]
+        if both and not self.allow_overlap:
+            raise ValueError(
+                f"task(s) {', '.join(both)} would be both optimised and reported; "
+                "set evaluate.allow_overlap: true if that is intended"
+            )
+        return self

@@ -1,0 +1,33 @@
+"""Config sections for the recommendation/export and for validation against trained references."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from demix.config.base import Count, StrictModel
+
+
+class ExportConfig(StrictModel):
+    """What goes to the data team: data ratios r, tokens per source and epochs, in several formats."""
+
+    choose: Literal["surrogate_topk", "best_trial", "law"] = "surrogate_topk"
+    target_tokens: Count = 100_000_000_000  # size of the production run the mixture is for
+    max_epochs: float = Field(default=4.0, gt=0)  # warn above this many passes over a source
+    formats: list[Literal["json", "yaml", "csv", "megatron", "hf", "markdown"]] = Field(
+        default_factory=lambda: ["json", "yaml", "csv", "megatron", "hf", "markdown"]
+    )
+    bootstrap: int = Field(default=200, ge=0)  # bootstrap resamples over trials for share intervals
+    edge_tolerance: float = Field(default=0.02, ge=0)  # how close to the beta edge counts as "pushing"
+
+
+class ValidateConfig(StrictModel):
+    """Train real reference models on sampled mixtures and measure how well proxies rank them."""
+
+    mixtures: int = Field(default=16, gt=1)
+    seed: int = 1234
+    reference_tokens: Count | None = None  # default: train.reference_tokens / component_tokens
+    concentration: float = Field(default=1.0, gt=0)  # Dirichlet concentration of the sampled weights
+    bootstrap: int = Field(default=1000, ge=0)
+    top_fraction: float = Field(default=0.25, gt=0, le=1)

@@ -1,0 +1,72 @@
+"""Shared fixtures: one tiny real run (prepared data, base model, components) built once per session.
+
+Tests that write into a run copy it first with :func:`copy_run` so the shared one stays pristine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import pytest  # noqa: E402
+
+from demix.config import ExperimentConfig, load_config  # noqa: E402
+from demix.run import RunDir  # noqa: E402
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+TINY_CONFIG = TESTS / "configs" / "tiny.yaml"
+
+
+def tiny_config(run_dir: Path, *overrides: str) -> ExperimentConfig:
+    """The tiny test config with its run directory set (and any ``key=value`` overrides)."""
+    return load_config(TINY_CONFIG, [f"run_dir={run_dir}", *overrides])
+
+
+def copy_run(src: RunDir, dst: Path, *, parts: tuple[str, ...] = ("config.yaml", "data", "models", ".stages")) -> RunDir:
+    """Copy the parts of a run a test needs into ``dst`` (a fresh directory) and return it."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for part in parts:
+        p = src.root / part
+        if p.is_dir():
+            shutil.copytree(p, dst / part, dirs_exist_ok=True)
+        elif p.is_file():
+            shutil.copy2(p, dst / part)
+    return RunDir(dst)
+
+
+@pytest.fixture(scope="session")
+def tiny_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tiny-run")
+
+
+@pytest.fixture(scope="session")
+def tiny_cfg(tiny_run_dir: Path) -> ExperimentConfig:
+    return tiny_config(tiny_run_dir)
+
+
+@pytest.fixture(scope="session")
+def prepared_run(tiny_cfg: ExperimentConfig) -> RunDir:
+    """The tiny config's data prepared (tokenizer, token files, manifest)."""
+    from demix.data import prepare
+
+    run = RunDir.for_config(tiny_cfg)
+    prepare(tiny_cfg, run, progress=False)
+    return run
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_cfg: ExperimentConfig, prepared_run: RunDir) -> RunDir:
+    """The prepared tiny run plus a trained base model and one component per domain."""
+    from demix.train import train_base, train_components
+
+    train_base(tiny_cfg, prepared_run, progress=False)
+    train_components(tiny_cfg, prepared_run, progress=False)
+    return prepared_run
