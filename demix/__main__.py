@@ -1,0 +1,5 @@
+"""``python -m demix`` is the ``demix`` command."""
+
+from demix.cli import main
+
+main()
