@@ -2,4 +2,5 @@
 
 from demix.cli import main
 
-main()
+if __name__ == "__main__":  # spawned worker processes re-import this module; they must not rerun the CLI
+    main()

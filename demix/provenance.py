@@ -21,7 +21,17 @@ from typing import Any
 
 import demix
 
-_LIBS = ("torch", "transformers", "safetensors", "datasets", "tokenizers", "lm_eval", "optuna", "numpy", "scipy")
+_LIBS = (
+    "torch",
+    "transformers",
+    "safetensors",
+    "datasets",
+    "tokenizers",
+    "lm_eval",
+    "optuna",
+    "numpy",
+    "scipy",
+)
 
 
 @cache

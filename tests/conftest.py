@@ -15,10 +15,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-import pytest  # noqa: E402
+import pytest
 
-from demix.config import ExperimentConfig, load_config  # noqa: E402
-from demix.run import RunDir  # noqa: E402
+from demix.config import ExperimentConfig, load_config
+from demix.run import RunDir
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -30,7 +30,9 @@ def tiny_config(run_dir: Path, *overrides: str) -> ExperimentConfig:
     return load_config(TINY_CONFIG, [f"run_dir={run_dir}", *overrides])
 
 
-def copy_run(src: RunDir, dst: Path, *, parts: tuple[str, ...] = ("config.yaml", "data", "models", ".stages")) -> RunDir:
+def copy_run(
+    src: RunDir, dst: Path, *, parts: tuple[str, ...] = ("config.yaml", "data", "models", ".stages")
+) -> RunDir:
     """Copy the parts of a run a test needs into ``dst`` (a fresh directory) and return it."""
     dst.mkdir(parents=True, exist_ok=True)
     for part in parts:

@@ -21,7 +21,18 @@ app = typer.Typer(
 )
 
 # One module per stage; each defines register(app). Order is the order of `demix --help`.
-_COMMAND_MODULES = ("pipeline", "config", "prepare", "train", "merge", "evaluate", "search", "law", "export", "validate")
+_COMMAND_MODULES = (
+    "pipeline",
+    "config",
+    "prepare",
+    "train",
+    "merge",
+    "evaluate",
+    "search",
+    "law",
+    "export",
+    "validate",
+)
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"demix.cli.{_name}").register(app)
 

@@ -12,7 +12,8 @@ from demix.errors import ConfigError
 from demix.run import RunDir
 
 ConfigArg = Annotated[
-    Path, typer.Argument(help="Experiment YAML, or a run directory (its config.yaml is used).", show_default=False)
+    Path,
+    typer.Argument(help="Experiment YAML, or a run directory (its config.yaml is used).", show_default=False),
 ]
 SetOpt = Annotated[
     list[str] | None,
@@ -21,7 +22,9 @@ SetOpt = Annotated[
 RunDirOpt = Annotated[Path | None, typer.Option("--run-dir", help="Run directory (default: runs/<name>).")]
 
 
-def load(config_or_run: Path, overrides: list[str] | None = None, run_dir: Path | None = None) -> tuple[ExperimentConfig, RunDir]:
+def load(
+    config_or_run: Path, overrides: list[str] | None = None, run_dir: Path | None = None
+) -> tuple[ExperimentConfig, RunDir]:
     """Load the config from a YAML file or from a run directory's ``config.yaml``.
 
     A run directory given as the argument is also the run directory, unless ``--run-dir`` says otherwise.

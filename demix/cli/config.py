@@ -14,7 +14,9 @@ def register(app: typer.Typer) -> None:
     def validate(config: ConfigArg, set_: SetOpt = None) -> None:
         """Validate an experiment YAML; exit code 2 and the key at fault when it is wrong."""
         cfg, run = load(config, set_)
-        typer.echo(f"ok: {config} ({cfg.name}: {len(cfg.domains)} candidates, general={cfg.general}, run {run.root})")
+        typer.echo(
+            f"ok: {config} ({cfg.name}: {len(cfg.domains)} candidates, general={cfg.general}, run {run.root})"
+        )
 
     @group.command("show")
     def show(config: ConfigArg, set_: SetOpt = None) -> None:

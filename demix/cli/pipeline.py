@@ -1,9 +1,87 @@
-"""CLI commands of the pipeline stage (being written)."""
+"""``demix run`` (every stage, skipping what is done) and ``demix status``."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from demix.cli.common import ConfigArg, RunDirOpt, SetOpt, load
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    @app.command("run")
+    def run_cmd(
+        config: ConfigArg,
+        set_: SetOpt = None,
+        run_dir: RunDirOpt = None,
+        force: Annotated[
+            list[str] | None,
+            typer.Option("--force", help="Redo this stage and the ones after it (repeatable)."),
+        ] = None,
+        with_validate: Annotated[
+            bool,
+            typer.Option("--with-validate", help="Also train reference models and measure proxy fidelity."),
+        ] = False,
+        until: Annotated[str | None, typer.Option("--until", help="Stop after this stage.")] = None,
+    ) -> None:
+        """Run the whole pipeline: prepare, train base and components, search, law check, recommend,
+        export, report. Stages whose inputs have not changed are skipped, so a stopped run continues."""
+        from demix.config import dump_config
+        from demix.pipeline import run_all
+        from demix.provenance import write_text_atomic
+
+        cfg, run = load(config, set_, run_dir)
+        run.root.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(run.config, dump_config(cfg))
+        started: dict[str, float] = {}
+        t0 = time.perf_counter()
+
+        def on_stage(name: str, event: str) -> None:
+            if event == "start":
+                started[name] = time.perf_counter()
+                typer.secho(f"== {name}", bold=True, err=True)
+            elif event == "skip":
+                typer.echo(f"== {name}: done already, skipped", err=True)
+            else:
+                typer.echo(f"== {name}: finished in {time.perf_counter() - started[name]:.1f} s", err=True)
+
+        run_all(cfg, run, force=force or (), with_validate=with_validate, until=until, on_stage=on_stage)
+        typer.echo(f"\nrun finished in {time.perf_counter() - t0:.1f} s: {run.root}")
+        mixture = run.export / "recommended_mixture.json"
+        report = run.report / "report.html"
+        if mixture.is_file():
+            typer.echo(f"recommended mixture: {mixture}")
+            _print_mixture(mixture)
+        if report.is_file():
+            typer.echo(f"report:              {report}")
+
+    @app.command("status")
+    def status_cmd(config: ConfigArg, set_: SetOpt = None, run_dir: RunDirOpt = None) -> None:
+        """Show which stages of a run are done, stale (inputs changed since) or pending."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from demix.pipeline import status
+
+        cfg, run = load(config, set_, run_dir)
+        table = Table(title=f"{cfg.name}: {run.root}")
+        table.add_column("stage")
+        table.add_column("state")
+        colour = {"done": "green", "stale": "yellow", "pending": "dim"}
+        for st in status(cfg, run):
+            label = st.name + (" (optional)" if st.optional else "")
+            table.add_row(label, f"[{colour[st.state]}]{st.state}[/]")
+        Console().print(table)
+
+
+def _print_mixture(path: Path) -> None:
+    import json
+
+    data = json.loads(path.read_text())
+    sources = data.get("sources") or []
+    for src in sources:
+        if isinstance(src, dict) and "name" in src and "ratio" in src:
+            typer.echo(f"  {src['name']:<16} {float(src['ratio']):7.2%}")

@@ -71,12 +71,11 @@ class ExperimentConfig(StrictModel):
             missing = known - set(self.search.token_counts)
             if missing:
                 raise ValueError(f"search.token_counts: missing {', '.join(sorted(missing))}")
-        if self.merge.components is not None:
-            if list(self.merge.components) != names:
-                raise ValueError(
-                    f"merge.components must list every candidate in order ({', '.join(names)}), "
-                    f"got {', '.join(self.merge.components)}"
-                )
+        if self.merge.components is not None and list(self.merge.components) != names:
+            raise ValueError(
+                f"merge.components must list every candidate in order ({', '.join(names)}), "
+                f"got {', '.join(self.merge.components)}"
+            )
         if self.law.aggregate_weights is not None:
             for name in sorted(set(self.law.aggregate_weights) - known):
                 raise ValueError(f"law.aggregate_weights: {name!r} is not a candidate")

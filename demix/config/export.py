@@ -8,6 +8,9 @@ from pydantic import Field
 
 from demix.config.base import Count, StrictModel
 
+ExportFormat = Literal["json", "yaml", "csv", "megatron", "hf", "markdown"]
+EXPORT_FORMATS: tuple[ExportFormat, ...] = ("json", "yaml", "csv", "megatron", "hf", "markdown")
+
 
 class ExportConfig(StrictModel):
     """What goes to the data team: data ratios r, tokens per source and epochs, in several formats."""
@@ -15,9 +18,7 @@ class ExportConfig(StrictModel):
     choose: Literal["surrogate_topk", "best_trial", "law"] = "surrogate_topk"
     target_tokens: Count = 100_000_000_000  # size of the production run the mixture is for
     max_epochs: float = Field(default=4.0, gt=0)  # warn above this many passes over a source
-    formats: list[Literal["json", "yaml", "csv", "megatron", "hf", "markdown"]] = Field(
-        default_factory=lambda: ["json", "yaml", "csv", "megatron", "hf", "markdown"]
-    )
+    formats: list[ExportFormat] = Field(default_factory=lambda: list(EXPORT_FORMATS))
     bootstrap: int = Field(default=200, ge=0)  # bootstrap resamples over trials for share intervals
     edge_tolerance: float = Field(default=0.02, ge=0)  # how close to the beta edge counts as "pushing"
 

@@ -91,7 +91,9 @@ def format_validation_error(err: ValidationError) -> str:
     """One line per problem, each naming the key: ``train.lr: Input should be greater than 0``."""
     msgs = []
     for e in err.errors():
-        loc = _format_loc(tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-"))))
+        loc = _format_loc(
+            tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        )
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
