@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from demix.config.base import Count, StrictModel
 
@@ -24,7 +24,9 @@ class SourceConfig(StrictModel):
     hf: str | None = None  # a Hugging Face dataset id (needs the network or a local cache)
     hf_config: str | None = None
     split: str = "train"
+    revision: str | None = None  # a Hub commit or tag; pin it so the source's hash means its content
     text_field: str = "text"
+    sample_by: Literal["document", "paragraph", "line"] = "document"  # what one .txt document is
     builtin: str | None = None  # name of a built-in offline domain (see demix.corpora.builtin)
     max_docs: int | None = Field(default=None, gt=0)  # take at most this many documents
     max_bytes: Count | None = None  # or at most this many bytes of text
@@ -35,6 +37,15 @@ class SourceConfig(StrictModel):
         kinds = [k for k in ("path", "hf", "builtin") if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(f"a source needs exactly one of path, hf, builtin (got {kinds or 'none'})")
+        if self.builtin is not None:
+            from demix.corpora.builtin import builtin_names
+
+            if self.builtin not in builtin_names():
+                raise ValueError(
+                    f"builtin: no built-in domain {self.builtin!r} (known: {', '.join(builtin_names())})"
+                )
+        if self.streaming and self.hf is None:
+            raise ValueError("streaming: only Hub sources (hf) can be streamed")
         return self
 
 
@@ -44,6 +55,12 @@ class CandidateConfig(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     sources: list[SourceConfig] = Field(min_length=1)
     group: str | None = None  # capability group this domain mostly serves (general, code, math, ...)
+
+    @model_validator(mode="after")
+    def _reserved(self) -> CandidateConfig:
+        if self.name == "tokenizer":  # data/tokenizer/ holds the tokenizer
+            raise ValueError("name: 'tokenizer' is reserved, choose another candidate name")
+        return self
 
 
 class CorporaConfig(StrictModel):
@@ -56,6 +73,9 @@ class CorporaConfig(StrictModel):
     val_fraction: float = Field(default=0.02, gt=0, lt=0.5)  # held-out share, split by document
     val_max_docs: int = Field(default=500, gt=0)  # at most this many held-out documents per domain
     min_val_docs: int = Field(default=20, gt=0)
+    dedup_threshold: float = Field(
+        default=0.8, gt=0, le=1
+    )  # Jaccard (word 5-grams) at which a held-out doc counts as a near-duplicate
     seed: int = 0
     num_proc: int = Field(default=2, ge=1)  # worker processes for tokenisation
 
@@ -65,9 +85,16 @@ class CorporaConfig(StrictModel):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"candidate names must be unique, repeated: {', '.join(dup)}")
-        if self.candidates and self.general is not None and self.general not in names:
-            raise ValueError(f"general={self.general!r} is not a candidate (candidates: {', '.join(names)})")
         return self
+
+    @field_validator("general")
+    @classmethod
+    def _general_is_candidate(cls, v: str | None, info: ValidationInfo) -> str | None:
+        # A field validator (candidates are validated first), so the error names corpora.general.
+        names = [c.name for c in info.data.get("candidates") or []]
+        if names and v is not None and v not in names:
+            raise ValueError(f"{v!r} is not a candidate (candidates: {', '.join(names)})")
+        return v
 
 
 class TokenizerConfig(StrictModel):

@@ -7,7 +7,6 @@ files and held-out text from here.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Literal
 
 import numpy as np

@@ -1,0 +1,265 @@
+"""``demix prepare``: candidates -> tokenizer -> held-out split -> packed token files -> manifest.
+
+Two phases per domain, each skipped when its inputs' hash (in ``data/.stamps/<domain>.json``) is
+unchanged:
+
+1. *train*: load the domain, choose held-out documents (seeded; none a near-duplicate of another
+   document of the domain), pack ``train.bin``, keep the held-out proposals (``heldout.jsonl``) and
+   the MinHash signatures of the training documents (``train.minhash.npy``). Inputs: the domain's
+   source content, the split settings, the tokenizer's files.
+2. *held-out*: drop proposals that are near-duplicates of any other domain's training documents,
+   pack ``val.bin`` and write ``val.jsonl``. Inputs: phase 1 of every domain; cheap (a few hundred
+   documents), so adding or changing one candidate re-tokenises only that candidate's training data.
+
+The BPE tokenizer is retrained only when the candidates or ``tokenizer`` settings change (and a
+retrained tokenizer that comes out identical redoes nothing else). A rerun with nothing to do reads
+only stamps, which takes well under a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from demix.config import ExperimentConfig, dump_config
+from demix.data.manifest import DomainInfo, Manifest
+from demix.data.pack import token_dtype
+from demix.data.phases import (
+    Corpora,
+    FileHashes,
+    build_train,
+    build_val,
+    datasets_progress,
+    domain_info,
+    have_files,
+)
+from demix.data.split import split_settings
+from demix.data.tokenizer import load_pretrained, load_tokenizer, save_tokenizer, train_bpe
+from demix.provenance import hash_json, hash_tree, provenance, write_json_atomic, write_text_atomic
+from demix.run import RunDir
+
+PREPARE_VERSION = 1  # bump when the layout or content of what prepare writes changes
+
+
+def _stamp(run: RunDir, name: str) -> Path:
+    return run.data / ".stamps" / f"{name}.json"
+
+
+def _read_stamp(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+_TOKENIZER_FIELDS = ("hash", "vocab_size", "eos_id", "bos_id", "pad_id")
+
+
+def _tokenizer_key(cfg: ExperimentConfig, fps: dict[str, str]) -> str:
+    tcfg = cfg.tokenizer
+    spec: dict[str, Any] = {"tokenizer": tcfg.model_dump(mode="json"), "version": PREPARE_VERSION}
+    if tcfg.kind == "bpe":
+        spec["sources"] = fps
+        spec["split"] = split_settings(cfg.corpora)
+    elif tcfg.name_or_path and Path(tcfg.name_or_path).is_dir():
+        spec["local"] = hash_tree(Path(tcfg.name_or_path))
+    return hash_json(spec)
+
+
+def _saved_tokenizer(run: RunDir, key: str) -> dict[str, Any] | None:
+    """The tokenizer stamp (hash, vocabulary size, special ids) when it was made from ``key``."""
+    stamp = _read_stamp(_stamp(run, "_tokenizer"))
+    if (
+        stamp
+        and stamp.get("key") == key
+        and all(f in stamp for f in _TOKENIZER_FIELDS)
+        and (run.tokenizer / "tokenizer_config.json").is_file()
+    ):
+        return stamp
+    return None
+
+
+def _build_tokenizer(cfg: ExperimentConfig, run: RunDir, corpora: Corpora, key: str) -> dict[str, Any]:
+    """Train the BPE on a sample of every candidate's training documents, or load a pretrained one.
+
+    The stamp keeps its hash, vocabulary size and special ids, so a rerun with nothing to do never
+    imports transformers.
+    """
+    tcfg = cfg.tokenizer
+    if tcfg.kind == "bpe":
+        texts = (t for c in cfg.corpora.candidates for t in corpora.bpe_sample(c, tcfg.sample_bytes))
+        save_tokenizer(train_bpe(texts, tcfg), run.tokenizer)
+    else:
+        save_tokenizer(load_pretrained(tcfg), run.tokenizer)
+    saved = load_tokenizer(run)  # as every later stage will see it
+    info = {
+        "key": key,
+        "hash": hash_tree(run.tokenizer),
+        "vocab_size": len(saved),
+        "eos_id": saved.eos_token_id,
+        "bos_id": saved.bos_token_id,
+        "pad_id": saved.pad_token_id,
+    }
+    write_json_atomic(_stamp(run, "_tokenizer"), info)
+    return info
+
+
+def prepare(cfg: ExperimentConfig, run: RunDir, *, progress: bool = True) -> Manifest:
+    """Build the run's tokenizer, token files and ``data/manifest.json`` from the candidates.
+
+    Idempotent: unchanged sources, tokenizer and settings make it return the existing manifest in
+    seconds; a change redoes what it touches (see the module docstring).
+
+    Args:
+        cfg: the experiment (``corpora`` and ``tokenizer`` sections are read).
+        run: the run directory; ``config.yaml`` and ``data/`` are written.
+        progress: show progress bars.
+
+    Returns:
+        The manifest, domains in config order (the canonical order of every later stage).
+
+    Raises:
+        DataError: a source is missing, unreadable, empty or lacks its text field; a domain has
+            too few documents to hold some out.
+    """
+    from tqdm.auto import tqdm
+
+    from demix.corpora import fingerprint, source_key
+
+    run.data.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run.config, dump_config(cfg))
+    hashes = FileHashes(run.data / ".stamps" / "_files.json")
+    fps = {
+        c.name: hash_json(
+            [fingerprint(s, source_key(c, i), cfg.corpora, hashes) for i, s in enumerate(c.sources)]
+        )
+        for c in cfg.corpora.candidates
+    }
+    hashes.save()
+    corpora = Corpora(cfg, progress)
+    names = [c.name for c in cfg.corpora.candidates]
+    stamps = {n: _read_stamp(_stamp(run, n)) or {} for n in names}
+    tok_key = _tokenizer_key(cfg, fps)
+    tok_info = _saved_tokenizer(run, tok_key)
+
+    def train_key(name: str, info: dict[str, Any]) -> str:
+        return hash_json(
+            {
+                "source": fps[name],
+                "split": split_settings(cfg.corpora),
+                "tokenizer": info["hash"],
+                "dtype": token_dtype(int(info["vocab_size"])),
+                "version": PREPARE_VERSION,
+            }
+        )
+
+    # Load and split every candidate that will be rebuilt before writing anything, so a bad source
+    # fails with the previous data (and manifest) untouched.
+    stale = [
+        c
+        for c in cfg.corpora.candidates
+        if tok_info is None or stamps[c.name].get("train_key") != train_key(c.name, tok_info)
+    ]
+    for cand in stale:
+        corpora.split(cand)
+    if tok_info is None:
+        _invalidate(run)
+        tok_info = _build_tokenizer(cfg, run, corpora, tok_key)
+    tok_hash = str(tok_info["hash"])
+    dtype = token_dtype(int(tok_info["vocab_size"]))
+    train_keys = {n: train_key(n, tok_info) for n in names}
+    tokenizer = None
+    bar = tqdm(total=2 * len(names), desc="prepare", unit="step", disable=not progress)
+    # Phase 1: each domain's own split and training tokens; depends on that domain only.
+    for cand in cfg.corpora.candidates:
+        bar.set_postfix_str(f"{cand.name}: train")
+        st = stamps[cand.name]
+        if st.get("train_key") != train_keys[cand.name] or not have_files(
+            run, cand.name, "train.bin", "heldout.jsonl", "train.minhash.npy"
+        ):
+            _invalidate(run)
+            tokenizer = tokenizer or load_tokenizer(run)
+            with datasets_progress(progress):
+                train = build_train(cfg, run, cand, corpora, train_keys[cand.name], tokenizer, dtype)
+            stamps[cand.name] = st = {"train_key": train_keys[cand.name], "train": train}
+            write_json_atomic(_stamp(run, cand.name), st)
+        bar.update()
+    # Phase 2: held-out sets, cleaned against every other domain's training documents.
+    domains: list[DomainInfo] = []
+    for cand in cfg.corpora.candidates:
+        bar.set_postfix_str(f"{cand.name}: held-out")
+        others = [n for n in names if n != cand.name]
+        val_key = hash_json(
+            {
+                "train": train_keys[cand.name],
+                "others": {n: train_keys[n] for n in others},
+                "threshold": cfg.corpora.dedup_threshold,
+                "min_val_docs": cfg.corpora.min_val_docs,
+            }
+        )
+        st = stamps[cand.name]
+        if st.get("val_key") != val_key or not have_files(run, cand.name, "val.bin", "val.jsonl"):
+            _invalidate(run)
+            tokenizer = tokenizer or load_tokenizer(run)
+            with datasets_progress(False):  # a few hundred documents: no bars
+                st["val"] = build_val(cfg, run, cand, others, tokenizer, dtype)
+            st["val_key"] = val_key
+            write_json_atomic(_stamp(run, cand.name), st)
+        # The group is a label, not an input: changing it rebuilds nothing.
+        domains.append(domain_info(cand, st["train"], st["val"]))
+        bar.update()
+    bar.close()
+    manifest = Manifest(
+        general=cfg.general,
+        dtype=dtype,  # type: ignore[arg-type]
+        vocab_size=int(tok_info["vocab_size"]),
+        eos_id=int(tok_info["eos_id"]),
+        bos_id=tok_info["bos_id"],
+        pad_id=tok_info["pad_id"],
+        tokenizer_hash=tok_hash,
+        domains=domains,
+        provenance=provenance(
+            {"tokenizer": tok_hash, "split": hash_json(split_settings(cfg.corpora))}
+            | {f"source:{n}": fp for n, fp in fps.items()}
+        ),
+    )
+    _save_if_changed(run, manifest)
+    _remove_stale(run, {c.name for c in cfg.corpora.candidates})
+    return Manifest.load(run)
+
+
+def _invalidate(run: RunDir) -> None:
+    """Remove the manifest before changing what it describes: a stopped prepare then leaves no
+    manifest pointing at half-rewritten files, and later stages ask for prepare to be rerun."""
+    with contextlib.suppress(FileNotFoundError):
+        run.manifest.unlink()
+
+
+def _save_if_changed(run: RunDir, manifest: Manifest) -> None:
+    """Write the manifest unless the one on disk says the same (a rerun leaves files untouched)."""
+    if run.manifest.is_file():
+        try:
+            old = Manifest.model_validate_json(run.manifest.read_text())
+        except ValueError:
+            old = None
+        if old is not None and old.model_dump(exclude={"provenance"}) == manifest.model_dump(
+            exclude={"provenance"}
+        ):
+            return
+    manifest.save(run)
+
+
+def _remove_stale(run: RunDir, names: set[str]) -> None:
+    """Token files of domains no longer among the candidates would only mislead; remove them."""
+    for stamp in (run.data / ".stamps").glob("*.json"):
+        name = stamp.stem
+        if name.startswith("_") or name in names:
+            continue
+        shutil.rmtree(run.data / name, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(stamp)

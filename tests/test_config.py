@@ -1,0 +1,147 @@
+"""Config validation: errors name the file and key (exit code 2, one line), overrides, shipped configs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from demix.config import ExperimentConfig, dump_config, load_config
+from demix.errors import ConfigError
+from tests.conftest import REPO, TINY_CONFIG
+
+CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+RECIPES = sorted((REPO / "corpora").glob("*.yaml"))
+
+
+def _demix(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "demix", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+def _write(tmp_path: Path, data: dict[str, object], name: str = "exp.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _tiny(**corpora: object) -> dict[str, object]:
+    data = yaml.safe_load(TINY_CONFIG.read_text())
+    data["corpora"].update(corpora)
+    return data
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_validates_and_explains_itself(path: Path) -> None:
+    cfg = load_config(path)
+    assert len(cfg.domains) >= 2 and cfg.general in cfg.domains
+    lines = path.read_text().splitlines()
+    head = "\n".join(lines[:6])
+    assert lines[0].startswith("#") and f"demix run {path.relative_to(REPO)}" in head
+    assert "--set" in head  # an override example
+    # What runs/<name>/config.yaml holds loads back to the same config.
+    again = ExperimentConfig.model_validate(yaml.safe_load(dump_config(cfg)))
+    assert again == cfg
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_every_recipe_validates(path: Path, tmp_path: Path) -> None:
+    cfg = load_config(_write(tmp_path, {"name": "r", "corpora": {"recipe": str(path)}}))
+    recipe = yaml.safe_load(path.read_text())
+    assert cfg.domains == [c["name"] for c in recipe["candidates"]]
+    assert cfg.general == recipe["general"] and recipe["description"]
+    assert all(c.group in ("general", "code", "math") for c in cfg.corpora.candidates)
+
+
+def test_demo_recipe_has_five_builtin_domains_and_all_groups() -> None:
+    cfg = load_config(REPO / "configs" / "demo.yaml")
+    assert len(cfg.domains) >= 5
+    assert all(s.builtin for c in cfg.corpora.candidates for s in c.sources)
+    assert {c.group for c in cfg.corpora.candidates} == {"general", "code", "math"}
+
+
+def test_set_overrides_any_key() -> None:
+    cfg = load_config(
+        TINY_CONFIG,
+        ["train.lr=3e-4", "corpora.builtin_bytes=2M", "tokenizer.vocab_size=2048", "corpora.general=code"],
+    )
+    assert cfg.train.lr == 3e-4 and cfg.corpora.builtin_bytes == 2_000_000
+    assert cfg.tokenizer.vocab_size == 2048 and cfg.general == "code"
+    with pytest.raises(ConfigError, match=r"tiny\.yaml: tokenizer\.vocab_sise: unknown key"):
+        load_config(TINY_CONFIG, ["tokenizer.vocab_sise=10"])
+    with pytest.raises(ConfigError, match=r"corpora\.general: .*'nope' is not a candidate"):
+        load_config(TINY_CONFIG, ["corpora.general=nope"])
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"corpora": {"recipe": "demo", "builtin_byts": "1M"}}, "corpora.builtin_byts: unknown key"),
+        ({"tokenizer": {"vocab_size": "lots"}}, "tokenizer.vocab_size: "),
+        ({"corpora": {"recipe": "demo", "builtin_bytes": -5}}, "corpora.builtin_bytes: "),
+        ({"corpora": {"recipe": "demo", "val_fraction": 0.9}}, "corpora.val_fraction: "),
+        ({"corpora": {"recipe": "demo", "candidates": [{"name": "a", "sources": []}]}}, "sources"),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path: Path, change: dict[str, dict[str, object]], needle: str) -> None:
+    data: dict[str, object] = {"name": "bad", **change}
+    path = _write(tmp_path, data)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value) and needle in str(err.value)
+
+
+def _assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    err = proc.stderr.strip()
+    assert "Traceback" not in proc.stderr and len(err.splitlines()) == 1, proc.stderr
+    assert err.startswith("error: ")
+    for needle in needles:
+        assert needle in err, err
+
+
+def test_cli_unknown_key_exits_2(tmp_path: Path) -> None:
+    data = _tiny()
+    data["train"]["learning_rate"] = 1e-3  # type: ignore[index]
+    path = _write(tmp_path, data)
+    _assert_one_line_error(
+        _demix("config", "validate", str(path)), str(path), "train.learning_rate: unknown key"
+    )
+
+
+def test_cli_negative_size_exits_2(tmp_path: Path) -> None:
+    path = _write(tmp_path, _tiny(builtin_bytes="-3M"))
+    _assert_one_line_error(_demix("prepare", str(path)), str(path), "corpora.builtin_bytes")
+
+
+def test_cli_missing_source_file_exits_2(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "math.jsonl"
+    data = {
+        "name": "missing",
+        "run_dir": str(tmp_path / "run"),
+        "corpora": {
+            "general": "prose",
+            "candidates": [
+                {"name": "prose", "sources": [{"builtin": "prose"}]},
+                {"name": "mymath", "sources": [{"path": str(missing)}]},
+            ],
+        },
+    }
+    path = _write(tmp_path, data)
+    _assert_one_line_error(
+        _demix("prepare", str(path)), "corpora.candidates[mymath].sources[0].path", str(missing)
+    )
+    assert not (tmp_path / "run" / "data" / "manifest.json").exists()
+
+
+def test_cli_set_override_and_validate(tmp_path: Path) -> None:
+    proc = _demix("config", "validate", str(TINY_CONFIG), "--set", "corpora.general=math")
+    assert proc.returncode == 0 and "general=math" in proc.stdout
+    _assert_one_line_error(
+        _demix("config", "validate", str(TINY_CONFIG), "--set", "tokenizer.vocab_size=-1"),
+        "tokenizer.vocab_size",
+    )
