@@ -34,6 +34,9 @@ class ConstraintsConfig(StrictModel):
     max: dict[str, float] = Field(default_factory=dict)
     fixed: dict[str, float] = Field(default_factory=dict)
     groups: list[GroupCap] = Field(default_factory=list)
+    cap_epochs: bool = (
+        True  # cap each r_i at export.max_epochs passes over its tokens at export.target_tokens
+    )
 
     @model_validator(mode="after")
     def _ranges(self) -> ConstraintsConfig:

@@ -1,0 +1,89 @@
+"""The real scorer: merge the components with w into one live model, evaluate it with lm-eval.
+
+Built once per worker process: the merge engine holds the stacked components and the live HF model,
+the evaluator holds the lm-eval wrapper around that same model and the task suite, so a trial costs
+one fused merge (no disk I/O) and one evaluation.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from demix.config import ExperimentConfig
+from demix.run import RunDir
+from demix.search.scoring import Role, Score, TaskMetric
+
+
+def _tokenizer(cfg: ExperimentConfig, run: RunDir) -> Any:
+    """The run's tokenizer, or (components brought from elsewhere) the first component's."""
+    if run.tokenizer.is_dir():
+        from demix.data import load_tokenizer
+
+        return load_tokenizer(run)
+    from transformers import AutoTokenizer
+
+    assert cfg.merge.components is not None
+    return AutoTokenizer.from_pretrained(str(next(iter(cfg.merge.components.values()))))
+
+
+def _direction(d: Any) -> str:
+    text = str(getattr(d, "value", d)).lower()
+    return "lower" if text.startswith(("min", "lower", "low")) else "higher"
+
+
+def _metric(m: Any) -> TaskMetric:
+    """demix.evaluate's Metric -> the search's TaskMetric."""
+    stderr = getattr(m, "stderr", None)
+    return TaskMetric(
+        value=float(m.value),
+        direction=_direction(getattr(m, "direction", "higher")),  # type: ignore[arg-type]
+        group=str(getattr(m, "group", None) or "general"),
+        stderr=float(stderr) if isinstance(stderr, int | float) else None,
+        weight=float(getattr(m, "weight", None) or 1.0),
+    )
+
+
+class ProxyScorer:
+    """w -> merged live model -> lm-eval scores (see :class:`demix.search.scoring.Scorer`)."""
+
+    def __init__(self, cfg: ExperimentConfig, run: RunDir) -> None:
+        from demix.evaluate import Evaluator, build_tasks
+        from demix.merge import engine_for_run
+
+        self.cfg = cfg
+        self.engine = engine_for_run(cfg, run)
+        self.suite = build_tasks(cfg, run)
+        self.evaluator = Evaluator(cfg, run, self.engine.model, _tokenizer(cfg, run), self.suite)
+
+    def groups(self, role: Role = "search") -> list[str]:
+        return list(self.suite.groups(role))
+
+    def score(self, w: np.ndarray, role: Role = "search") -> Score:
+        t0 = time.perf_counter()
+        m = self.cfg.merge
+        self.engine.merge(
+            np.asarray(w, dtype=np.float64), method=m.method, normalize=m.normalize, params=m.method_params
+        )
+        _sync(self.engine.model)
+        merge_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        res = self.evaluator.evaluate(role)
+        eval_s = time.perf_counter() - t1
+        metrics = {str(k): _metric(m) for k, m in res.metrics.items()}
+        bpb = {str(k): float(v) for k, v in (getattr(res, "bpb", None) or {}).items()}
+        return Score(metrics, bpb, merge_s, eval_s)
+
+
+def _sync(model: Any) -> None:
+    """Wait for queued GPU work so merge time is the merge's."""
+    try:
+        import torch
+
+        dev = next(model.parameters()).device
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+    except StopIteration:
+        return

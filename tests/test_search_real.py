@@ -1,0 +1,43 @@
+"""The search on the real path: the tiny run's trained components merged into a live model, scored
+with lm-eval, DeMix's sampler, the recommendation scored on the report tasks, then resumed."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from demix.run import RunDir
+from demix.search import run_search
+from tests.conftest import copy_run, tiny_config
+
+
+def test_demix_search_on_the_tiny_run(trained_run: RunDir, tmp_path: Path) -> None:
+    run = copy_run(trained_run, tmp_path / "run")
+    cfg = tiny_config(run.root, "search.sampler=demix", "search.n_trials=6")
+    study = run_search(cfg, run, progress=False)
+    domains = json.loads(run.manifest.read_text())["domains"]
+    names = [d["name"] for d in domains]
+    trials = [t for t in study.trials if "baseline" not in t.user_attrs]
+    assert len(trials) == 6 and all(t.state.name == "COMPLETE" for t in trials)
+    for t in trials:
+        assert t.user_attrs["merge_s"] > 0 and t.user_attrs["eval_s"] > 0
+        assert set(t.user_attrs["bpb"]) == set(names)
+        assert np.isfinite(t.value)
+    rows = list(csv.DictReader(run.trials_csv.open()))
+    assert len(rows) == len(names) + 2 + 6
+    head = list(rows[0])
+    assert [c for c in head if c.startswith("loss:")] == [f"loss:{d}" for d in names]
+    assert any(c.startswith("metric:") for c in head)
+    assert all(float(r[f"loss:{names[0]}"]) > 0 for r in rows)
+    rec = json.loads((run.search / "recommendation.json").read_text())
+    assert set(rec["report"]) >= {"recommended", "uniform", "prior", "best_trial"}
+    assert np.isfinite(rec["report"]["recommended"]["objective"])
+    # report tasks are not the search tasks
+    search_tasks = {c.removeprefix("metric:") for c in head if c.startswith("metric:")}
+    assert not search_tasks & set(rec["report"]["recommended"]["metrics"])
+    # resuming does no new work and changes nothing
+    again = run_search(cfg, run, progress=False)
+    assert [t.values for t in again.trials] == [t.values for t in study.trials]
