@@ -26,6 +26,7 @@ class MergeConfig(StrictModel):
     components: dict[str, Path] | None = None  # domain -> checkpoint dir (bring your own)
     base: Path | None = None  # base checkpoint for task_arithmetic (default: the run's base model)
     host_memory_fallback: bool = True  # stream blocks from pinned host memory when K*P does not fit
+    compile: bool | None = None  # torch path: fuse the sum with torch.compile (None: models >= 4M params)
 
     @model_validator(mode="after")
     def _ta(self) -> MergeConfig:
