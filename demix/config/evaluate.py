@@ -39,6 +39,11 @@ class BuiltinTasksConfig(StrictModel):
     accuracy_docs: int = Field(default=200, gt=0)  # items per accuracy task (split search/report)
     report_fraction: float = Field(default=0.5, gt=0, lt=1)  # items held back for the report tasks
     seed: int = 0
+    choices: int = Field(default=4, ge=2, le=10)  # options per accuracy item (1 true + distractors)
+    context_chars: int = Field(default=600, gt=0)  # context kept before each item's answer
+    metric: Literal["auto", "acc", "acc_norm"] = "auto"  # auto: acc_norm (per byte) for code lines, else acc
+    kinds: dict[str, Literal["math", "code", "cloze"]] = Field(default_factory=dict)  # domain -> task kind
+    bpb_objective: bool = False  # count per-domain bits-per-byte in the objective (they always feed the law)
 
 
 class EvalConfig(StrictModel):
@@ -53,6 +58,8 @@ class EvalConfig(StrictModel):
     max_length: int | None = Field(default=None, gt=0)  # default: the model's context length
     dtype: Literal["auto", "bfloat16", "float32"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    fewshot_seed: int = 1234  # reset before every call so few-shot prompts never change between proxies
+    stderr_bootstrap: int = Field(default=200, ge=0)  # bootstrap draws for metrics with no closed-form stderr
 
     @model_validator(mode="after")
     def _overlap(self) -> EvalConfig:

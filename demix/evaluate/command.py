@@ -1,0 +1,90 @@
+"""The library function behind ``demix evaluate``: score one model (a proxy or any checkpoint)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from demix.config import ExperimentConfig
+from demix.errors import DemixError
+from demix.evaluate.harness import Evaluator, load_checkpoint, load_task_dicts
+from demix.evaluate.result import EvalResult
+from demix.evaluate.spec import EvalRole, TaskSuite
+from demix.evaluate.tasks import build_tasks
+from demix.provenance import hash_json, provenance, write_json_atomic
+from demix.run import RunDir
+
+
+def run_tokenizer(cfg: ExperimentConfig, run: RunDir) -> Any:
+    """The run's tokenizer; with components brought from elsewhere, the first component's."""
+    from transformers import AutoTokenizer
+
+    if run.tokenizer.is_dir():
+        where = run.tokenizer
+    elif cfg.merge.components:
+        where = Path(next(iter(cfg.merge.components.values())))
+    else:
+        where = run.component(cfg.domains[0])
+    try:
+        return AutoTokenizer.from_pretrained(str(where))
+    except (OSError, ValueError) as e:
+        raise DemixError(f"cannot load the run's tokenizer: {e}", path=where) from None
+
+
+def evaluate_model(
+    cfg: ExperimentConfig,
+    run: RunDir,
+    *,
+    weights: str | None = None,
+    checkpoint: Path | None = None,
+    role: EvalRole = "all",
+    quiet: bool = True,
+) -> tuple[EvalResult, dict[str, Any], TaskSuite]:
+    """Evaluate a proxy merged with ``weights`` (``name=w,...``) or a checkpoint directory.
+
+    Returns:
+        (result, source, suite): source says what was evaluated (weights and data ratios, or the path).
+
+    Raises:
+        DemixError: neither or both of weights/checkpoint, bad weights, unknown tasks, bad files.
+    """
+    if (weights is None) == (checkpoint is None):
+        raise DemixError("give exactly one of --weights name=w,... or --checkpoint DIR")
+    suite = build_tasks(cfg, run)
+    task_dicts = load_task_dicts(suite, cfg.evaluate)  # bad task names or files fail before any model loads
+    if checkpoint is not None:
+        tok_dir = run.tokenizer if run.tokenizer.is_dir() else None
+        model, tokenizer = load_checkpoint(Path(checkpoint), cfg.evaluate, tok_dir)
+        source: dict[str, Any] = {"checkpoint": str(Path(checkpoint).resolve())}
+    else:
+        from demix.merge import engine_for_run
+        from demix.mixture import as_dict, parse_weights, weights_to_ratios
+
+        engine = engine_for_run(cfg, run)
+        assert weights is not None
+        w = parse_weights(weights, engine.names, normalize=cfg.merge.normalize)
+        engine.merge(
+            w, method=cfg.merge.method, normalize=cfg.merge.normalize, params=cfg.merge.method_params
+        )
+        model, tokenizer = engine.model, run_tokenizer(cfg, run)
+        source = {"weights": as_dict(w, engine.names), "method": cfg.merge.method}
+        if cfg.corpora.general in engine.names:
+            r = weights_to_ratios(w, engine.names, cfg.general, cfg.train.beta)
+            source["ratios"] = as_dict(r, engine.names)
+    ev = Evaluator(cfg, run, model, tokenizer, suite, quiet=quiet, task_dicts=task_dicts)
+    return ev.evaluate(role), source, suite
+
+
+def default_output(run: RunDir, source: dict[str, Any]) -> Path:
+    """``run/eval/<checkpoint name>.json`` or ``run/eval/weights-<hash>.json``."""
+    if "checkpoint" in source:
+        label = Path(source["checkpoint"]).name or "checkpoint"
+    else:
+        label = "weights-" + hash_json(source["weights"])[:10]
+    return run.root / "eval" / f"{label}.json"
+
+
+def write_result(path: Path, result: EvalResult, source: dict[str, Any], suite: TaskSuite) -> None:
+    """Write every metric with its stderr, the source and provenance as JSON (atomically)."""
+    body = {"source": source, **result.to_json(), "suite_notes": list(suite.notes)}
+    write_json_atomic(Path(path), {**body, "provenance": provenance({"source": hash_json(source)})})

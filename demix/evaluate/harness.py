@@ -1,0 +1,408 @@
+"""lm-eval-harness on the live model: wrap it once, build the task dictionary once, evaluate often.
+
+The :class:`Evaluator` holds an lm-eval ``HFLM`` around the very model object the merge engine writes
+into (``lm.model is model``), so weights changed in place are what the next call evaluates. Each call
+runs ``lm_eval.evaluate`` with ``bootstrap_iters=0`` and no response cache (it is keyed by request
+only and would return stale answers after the weights change); standard errors are computed from the
+per-document values (:mod:`demix.evaluate.result`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from demix.config import EvalConfig, ExperimentConfig
+from demix.errors import ConfigError, DemixError
+from demix.evaluate.result import EvalResult, Metric, stderr_for
+from demix.evaluate.spec import EvalRole, TaskSpec, TaskSuite
+from demix.run import RunDir
+
+if TYPE_CHECKING:
+    import torch
+
+_OFFLINE_HINT = (
+    "if it needs a Hub dataset and there is no network, point evaluate.include_paths at a task YAML "
+    "with a local copy (dataset_path: json, dataset_kwargs: {data_files: ...})"
+)
+
+
+# ---- devices, dtypes, checkpoints -------------------------------------------------------------------
+
+
+def resolve_device(ec: EvalConfig) -> str:
+    """``evaluate.device``; ``auto`` is cuda when available, else cpu."""
+    import torch
+
+    if ec.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("evaluate.device: cuda is not available on this machine")
+    if ec.device != "auto":
+        return ec.device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(ec: EvalConfig, device: str) -> torch.dtype:
+    """``evaluate.dtype``; ``auto`` is bfloat16 on GPU and float32 on CPU."""
+    import torch
+
+    if ec.dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return {"bfloat16": torch.bfloat16, "float32": torch.float32}[ec.dtype]
+
+
+def load_checkpoint(path: Path, ec: EvalConfig, tokenizer_dir: Path | None = None) -> tuple[Any, Any]:
+    """Load any HF causal-LM checkpoint (and its tokenizer) on the configured device and dtype.
+
+    Args:
+        path: the checkpoint directory (config.json + weights).
+        ec: the ``evaluate`` config (device, dtype).
+        tokenizer_dir: where the tokenizer is when the checkpoint has none (e.g. the run's tokenizer).
+
+    Raises:
+        DemixError: the directory is not a loadable checkpoint.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise DemixError("not a Hugging Face checkpoint (no config.json)", path=path)
+    device = resolve_device(ec)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=resolve_dtype(ec, device))
+    except (OSError, ValueError) as e:
+        raise DemixError(f"cannot load the checkpoint: {e}", path=path) from None
+    import torch
+
+    model.to(torch.device(device)).eval()  # type: ignore[arg-type]  # transformers types .to oddly
+    has_tok = any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json"))
+    tok_dir = path if has_tok or tokenizer_dir is None else Path(tokenizer_dir)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
+    except (OSError, ValueError) as e:
+        raise DemixError(f"cannot load a tokenizer: {e}", path=tok_dir) from None
+    return model, tokenizer
+
+
+# ---- task files and the task dictionary -------------------------------------------------------------
+
+
+def check_task_files(paths: tuple[Path, ...] | list[Path]) -> None:
+    """Parse every task YAML under ``paths`` as lm-eval would, so a malformed file is named.
+
+    (lm-eval's own index skips a file it cannot parse and later reports only an unknown task.)
+
+    Raises:
+        DemixError: naming the first file that is not valid YAML or not a mapping.
+    """
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    for root in paths:
+        for p in sorted(Path(root).glob("**/*.yaml")):
+            try:
+                cfg = load_yaml(p, resolve_func=False, recursive=True)
+            except Exception as e:
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise DemixError(f"malformed lm-eval task file: {msg}", path=p) from None
+            if not isinstance(cfg, dict):
+                raise DemixError("malformed lm-eval task file: the top level must be a mapping", path=p)
+
+
+def _known(tm: Any, name: str) -> bool:
+    return name in tm.task_index or (name.endswith((".yaml", ".yml")) and Path(name).is_file())
+
+
+def _absent_from_defaults(names: list[str]) -> list[str]:
+    """Names that occur in none of lm-eval's own task YAML files (a cheap text scan).
+
+    Indexing lm-eval's registry parses ~14k YAML files; a name that is not even mentioned in them is
+    unknown without that cost.
+    """
+    if not names:
+        return []
+    import lm_eval.tasks
+
+    left = set(names)
+    for p in Path(lm_eval.tasks.__file__).parent.rglob("*.yaml"):
+        text = p.read_text(errors="ignore")
+        left = {n for n in left if n not in text}
+        if not left:
+            break
+    return [n for n in names if n in left]
+
+
+def load_task_dicts(suite: TaskSuite, ec: EvalConfig) -> dict[str, dict[str, Any]]:
+    """spec name -> lm-eval task dict (``{"tasks", "groups", "group_map"}``), built once.
+
+    lm-eval's own task registry is indexed only when a task is not found under the include paths
+    (indexing it costs seconds).
+
+    Raises:
+        DemixError: an unknown task name, a task that cannot be built (its file or data named), or an
+            unsafe code task without ``evaluate.confirm_run_unsafe_code``.
+    """
+    from lm_eval.tasks import TaskManager
+
+    check_task_files(suite.include_paths)
+    include = [str(p) for p in suite.include_paths] or None
+    tm = TaskManager(include_path=include, include_defaults=False)
+    missing = [s.name for s in suite if not _known(tm, s.name)]
+    absent = _absent_from_defaults(missing)
+    if missing and not absent:
+        tm = TaskManager(include_path=include, include_defaults=True)
+    for s in suite:
+        if s.name in absent or not _known(tm, s.name):
+            raise DemixError(
+                f"evaluate.tasks: lm-eval does not know the task {s.name!r} "
+                "(check the name, or add its YAML directory to evaluate.include_paths)"
+            )
+    if ec.confirm_run_unsafe_code:
+        os.environ.setdefault("HF_ALLOW_CODE_EVAL", "1")  # the code_eval metric refuses without it
+    out: dict[str, dict[str, Any]] = {}
+    for s in suite:
+        entry = tm.task_index.get(s.name)
+        where = f" ({entry.yaml_path})" if entry is not None and entry.yaml_path else ""
+        try:
+            with _quiet(True):
+                td = tm.load([s.name])
+        except Exception as e:
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise DemixError(f"task {s.name!r}{where} could not be built: {msg}; {_OFFLINE_HINT}") from None
+        for tname, task in td["tasks"].items():
+            if getattr(task, "UNSAFE_CODE", False) and not ec.confirm_run_unsafe_code:
+                raise ConfigError(
+                    f"task {tname!r} executes model-written code; set evaluate.confirm_run_unsafe_code: true "
+                    "to run it"
+                )
+            if s.num_fewshot is not None:
+                task.set_config(key="num_fewshot", value=s.num_fewshot)
+        out[s.name] = td
+    return out
+
+
+@contextlib.contextmanager
+def _quiet(enabled: bool) -> Iterator[None]:
+    """Silence lm-eval's per-request logging and progress bars (a search calls this many times)."""
+    if not enabled:
+        yield
+        return
+    loggers = [logging.getLogger(n) for n in ("lm_eval", "datasets", "transformers")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        for lg, lvl in zip(loggers, levels, strict=True):
+            lg.setLevel(lvl)
+
+
+def _memoize_encode(lm: Any, max_entries: int = 500_000) -> None:
+    """Cache ``lm.tok_encode`` per (string, flags) on this HFLM instance.
+
+    Every call evaluates the same requests on new weights, and lm-eval tokenizes each context and
+    continuation again (about a fifth of a call on a small model). Tokenization depends only on the
+    string and the tokenizer, so the cached ids are exactly what lm-eval would compute.
+    """
+    encode = lm.tok_encode
+    cache: dict[tuple[Any, ...], tuple[int, ...]] = {}
+
+    def tok_encode(
+        string: str, add_special_tokens: bool | None = None, left_truncate_len: int | None = None, **kw: Any
+    ) -> list[int]:
+        key = (string, add_special_tokens, left_truncate_len, tuple(sorted(kw.items())))
+        ids = cache.get(key)
+        if ids is None:
+            if len(cache) >= max_entries:
+                cache.clear()
+            ids = cache[key] = tuple(
+                encode(
+                    string, add_special_tokens=add_special_tokens, left_truncate_len=left_truncate_len, **kw
+                )
+            )
+        return list(ids)
+
+    lm.tok_encode = tok_encode
+
+
+# ---- the evaluator --------------------------------------------------------------------------------
+
+
+class Evaluator:
+    """lm-eval on a live model: built once, called once per proxy.
+
+    Example::
+
+        engine = engine_for_run(cfg, run)
+        suite = build_tasks(cfg, run)
+        ev = Evaluator(cfg, run, engine.model, tokenizer, suite)
+        engine.merge(w)
+        res = ev.evaluate("search")   # res.metrics["demix_math_math_search"].value, res.bpb["math"]
+
+    Args:
+        cfg: the experiment (``evaluate`` section: batch size, max length, seeds).
+        run: the run directory.
+        model: the live HF causal LM; evaluated in its own device and dtype (the merge engine's:
+            bf16 on GPU, fp32 on CPU).
+        tokenizer: its tokenizer (needs a bos or eos token: lm-eval prefixes it to every request).
+        suite: the tasks (:func:`demix.evaluate.build_tasks`).
+        quiet: silence lm-eval's logging and progress bars during calls.
+        task_dicts: tasks already built by :func:`load_task_dicts` (to fail on bad tasks before
+            loading a model); built here otherwise.
+    """
+
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        run: RunDir,
+        model: Any,
+        tokenizer: Any,
+        suite: TaskSuite,
+        *,
+        quiet: bool = True,
+        task_dicts: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        from lm_eval.models.huggingface import HFLM
+
+        self.cfg = cfg
+        self.run = run
+        self.suite = suite
+        self.model = model
+        self.quiet = quiet
+        ec = cfg.evaluate
+        if (
+            getattr(tokenizer, "bos_token_id", None) is None
+            and getattr(tokenizer, "eos_token_id", None) is None
+        ):
+            raise DemixError("the tokenizer has neither a bos nor an eos token; lm-eval needs one")
+        if getattr(tokenizer, "pad_token_id", None) is None:
+            tokenizer.pad_token = tokenizer.eos_token or tokenizer.bos_token
+        with _quiet(quiet):
+            self.lm = HFLM(
+                pretrained=model, tokenizer=tokenizer, batch_size=ec.batch_size, max_length=ec.max_length
+            )
+        _memoize_encode(self.lm)
+        self.task_dicts = task_dicts if task_dicts is not None else load_task_dicts(suite, ec)
+        self.calls = 0
+
+    def evaluate(self, role: EvalRole = "search") -> EvalResult:
+        """Evaluate the model's current weights on the tasks of ``role`` (search, report or all).
+
+        Returns:
+            EvalResult: scored tasks in ``.metrics``, bits per byte per domain in ``.bpb``.
+        """
+        import lm_eval
+
+        specs = self.suite.for_role(role)
+        if not specs:
+            raise DemixError(f"evaluate: no tasks with role {role!r}")
+        td: dict[str, Any] = {"tasks": {}, "groups": {}, "group_map": {}}
+        samples: dict[str, list[int]] = {}
+        for s in specs:
+            d = self.task_dicts[s.name]
+            for key in td:
+                td[key].update(d.get(key) or {})
+            for tname, task in d["tasks"].items():
+                task.set_fewshot_seed(seed=self.cfg.evaluate.fewshot_seed)
+                if s.limit is not None:
+                    samples[tname] = list(range(min(s.limit, len(task.eval_docs))))
+        self.model.eval()
+        t0 = time.perf_counter()
+        with _quiet(self.quiet):
+            res = lm_eval.evaluate(
+                lm=self.lm,
+                task_dict=td,
+                samples=samples or None,
+                bootstrap_iters=0,
+                log_samples=True,
+                confirm_run_unsafe_code=self.cfg.evaluate.confirm_run_unsafe_code,
+            )
+        seconds = time.perf_counter() - t0
+        self.calls += 1
+        assert res is not None  # single process: rank 0
+        return _collect(res, specs, self.task_dicts, seconds, role, self.cfg.evaluate.stderr_bootstrap)
+
+
+# ---- reading lm-eval's results ---------------------------------------------------------------------
+
+
+def _pick_key(entry: dict[str, Any], spec: TaskSpec) -> str:
+    keys = [k for k in entry if "," in k and "_stderr," not in k and isinstance(entry[k], int | float)]
+    if spec.metric is not None and "," in spec.metric:
+        found = [k for k in keys if k == spec.metric]
+    elif spec.metric is not None:
+        found = sorted(
+            (k for k in keys if k.split(",")[0] == spec.metric), key=lambda k: not k.endswith(",none")
+        )
+    else:
+        found = keys
+    if not found:
+        raise DemixError(
+            f"task {spec.name!r}: no metric {spec.metric!r} in lm-eval's results "
+            f"(it has: {', '.join(k for k in keys) or 'none'}); fix evaluate.tasks[].metric"
+        )
+    return found[0]
+
+
+def _leaf_stats(res: dict[str, Any], task: Any, tname: str, key: str, iters: int) -> tuple[float | None, int]:
+    """stderr and document count of one leaf task's metric, from its logged per-document values."""
+    metric, _, filt = key.partition(",")
+    docs = [s for s in res.get("samples", {}).get(tname, []) if s.get("filter") == filt]
+    items = [s[metric] for s in docs if metric in s]
+    agg = task.aggregation().get(metric)
+    value = res["results"][tname][key]
+    return stderr_for(getattr(agg, "__name__", ""), float(value), items, agg, iters), len(items)
+
+
+def _collect(
+    res: dict[str, Any],
+    specs: list[TaskSpec],
+    task_dicts: dict[str, dict[str, Any]],
+    seconds: float,
+    role: EvalRole,
+    iters: int,
+) -> EvalResult:
+    out = EvalResult(metrics={}, seconds=seconds, role=role)
+    for spec in specs:
+        tasks = task_dicts[spec.name]["tasks"]
+        entry = res["results"].get(spec.name)
+        if entry is None:
+            raise DemixError(f"task {spec.name!r}: lm-eval returned no results for it")
+        key = _pick_key(entry, spec)
+        metric_name = key.split(",")[0]
+        value = float(entry[key])
+        if spec.name in tasks:
+            stderr, n = _leaf_stats(res, tasks[spec.name], spec.name, key, iters)
+        else:  # a group: pool its leaves' stderrs, weighted by size
+            stats = [
+                _leaf_stats(res, t, tn, key, iters)
+                for tn, t in tasks.items()
+                if key in res["results"].get(tn, {})
+            ]
+            n = sum(k for _, k in stats)
+            ok = [(se, k) for se, k in stats if se is not None]
+            stderr = (sum((k * se) ** 2 for se, k in ok) ** 0.5 / n) if ok and n else None
+        hib = (res.get("higher_is_better", {}).get(spec.name) or {}).get(metric_name)
+        direction = spec.direction or ("lower" if hib is False else "higher")
+        m = Metric(value, stderr, direction, spec.group, key, n, spec.role, spec.weight)
+        if spec.objective:
+            out.metrics[spec.name] = m
+        if spec.kind == "bpb" and spec.domain is not None:
+            out.losses[spec.name] = m
+            out.bpb[spec.domain] = value
+        detail: dict[str, dict[str, float | None]] = {}
+        for k, v in entry.items():
+            if "," not in k or "_stderr," in k or not isinstance(v, int | float):
+                continue
+            se = stderr if k == key else None
+            if k != key and spec.name in tasks:
+                se = _leaf_stats(res, tasks[spec.name], spec.name, k, iters)[0]
+            detail[k] = {"value": float(v), "stderr": se}
+        out.details[spec.name] = detail
+    return out

@@ -1,0 +1,154 @@
+"""What one evaluation returns, and standard errors from per-document values (pure: no lm-eval).
+
+lm-eval's fast path (``bootstrap_iters=0``) leaves every stderr empty and bits-per-byte never has
+one; demix computes them from the per-document values instead: the closed form for means (what
+lm-eval itself uses), the delta method for ratio metrics (bits per byte, perplexities), and a small
+seeded bootstrap for anything else.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from demix.evaluate.spec import Direction, EvalRole
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One task's score on one model.
+
+    Attributes:
+        value: the metric's value (e.g. accuracy, bits per byte).
+        stderr: its standard error over documents (``None`` with fewer than two documents).
+        direction: ``higher`` or ``lower`` is better.
+        group: capability group the task belongs to.
+        metric: the lm-eval key it was read from (``acc,none``).
+        n: documents evaluated.
+        role: the task's role (search, report, both, loss).
+        weight: weight inside its group's mean.
+    """
+
+    value: float
+    stderr: float | None
+    direction: Direction
+    group: str
+    metric: str = ""
+    n: int = 0
+    role: str = "search"
+    weight: float = 1.0
+
+
+@dataclass
+class EvalResult:
+    """Scores of one model on the tasks of one role.
+
+    Attributes:
+        metrics: task -> :class:`Metric` for every task that counts in the objective.
+        bpb: domain -> bits per byte on its held-out text (the law's ``loss:<domain>``).
+        losses: task -> :class:`Metric` of the bits-per-byte tasks (with stderr).
+        details: task -> lm-eval metric key -> ``{"value", "stderr"}``: every metric lm-eval reported.
+        seconds: wall time of the evaluation.
+        role: the role evaluated (search, report, all).
+    """
+
+    metrics: dict[str, Metric]
+    bpb: dict[str, float] = field(default_factory=dict)
+    losses: dict[str, Metric] = field(default_factory=dict)
+    details: dict[str, dict[str, dict[str, float | None]]] = field(default_factory=dict)
+    seconds: float = 0.0
+    role: EvalRole = "search"
+
+    def values(self) -> dict[str, float]:
+        """Task -> value of the scored tasks (what baselines store)."""
+        return {k: m.value for k, m in self.metrics.items()}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "seconds": self.seconds,
+            "metrics": {k: asdict(m) for k, m in self.metrics.items()},
+            "bpb": dict(self.bpb),
+            "losses": {k: asdict(m) for k, m in self.losses.items()},
+            "details": self.details,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> EvalResult:
+        return cls(
+            metrics={k: Metric(**m) for k, m in d["metrics"].items()},
+            bpb={k: float(v) for k, v in d.get("bpb", {}).items()},
+            losses={k: Metric(**m) for k, m in d.get("losses", {}).items()},
+            details=dict(d.get("details", {})),
+            seconds=float(d.get("seconds", 0.0)),
+            role=d.get("role", "search"),
+        )
+
+
+# ---- standard errors from per-document values ----------------------------------------------------
+
+
+def mean_stderr(values: Sequence[float]) -> float | None:
+    """Standard error of a mean: sample std (ddof=1) / sqrt(n), as lm-eval's ``mean_stderr``."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size < 2:
+        return None
+    return float(x.std(ddof=1) / math.sqrt(x.size))
+
+
+def ratio_stderr(pairs: Sequence[tuple[float, float]]) -> float | None:
+    """Delta-method standard error of R = sum(a) / sum(b) over documents (a, b).
+
+    Bits per byte is -R/ln 2 with a the log-likelihood and b the bytes of each document.
+    """
+    if len(pairs) < 2:
+        return None
+    a, b = (np.asarray(v, dtype=np.float64) for v in zip(*pairs, strict=True))
+    if b.sum() == 0:
+        return None
+    r = a.sum() / b.sum()
+    resid = a - r * b
+    n = a.size
+    return float(math.sqrt((resid**2).sum() / (n * (n - 1))) / b.mean())
+
+
+def bootstrap_stderr(
+    agg: Callable[[list[Any]], float], items: Sequence[Any], iters: int, seed: int = 0
+) -> float | None:
+    """Standard deviation of ``agg`` over ``iters`` resamples of the documents (seeded)."""
+    if len(items) < 2 or iters <= 1:
+        return None
+    rng = np.random.default_rng(seed)
+    n = len(items)
+    draws = []
+    for _ in range(iters):
+        idx = rng.integers(0, n, size=n)
+        draws.append(float(agg([items[i] for i in idx])))
+    return float(np.std(draws, ddof=1))
+
+
+def stderr_for(
+    aggregation: str, value: float, items: Sequence[Any], agg: Callable[[list[Any]], float] | None, iters: int
+) -> float | None:
+    """The stderr of a metric from its per-document ``items``, by lm-eval aggregation name."""
+    if not items:
+        return None
+    if aggregation in ("mean", "nanmean"):
+        vals = [float(v) for v in items if not (aggregation == "nanmean" and v != v)]
+        return mean_stderr(vals)
+    if aggregation == "bits_per_byte":
+        se = ratio_stderr(items)
+        return None if se is None else se / math.log(2)
+    if aggregation == "weighted_perplexity":  # exp(-R): delta method
+        se = ratio_stderr(items)
+        return None if se is None else abs(value) * se
+    if agg is not None and iters > 1:
+        try:
+            return bootstrap_stderr(agg, list(items), iters)
+        except Exception:  # an aggregation that cannot take a resample (e.g. needs all references)
+            return None
+    return None

@@ -1,0 +1,141 @@
+"""Scores and objectives from evaluation results (pure: numbers in, numbers out; no lm-eval).
+
+The objective (../DESIGN.md, "Objective"): every metric carries its direction; a task score is
+normalised to [0, 1], higher better, 0 at the worst frozen baseline and 1 at the best (values beyond
+are kept, so a proxy better than every baseline scores above 1); a group score is the weighted mean
+of its tasks; the objective is the mean of the groups. A task on which every baseline scored the same
+carries no scale and is left out. DeMix's own aggregation, the average rank over a finished set, and
+the capability recovery used in validation are here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from demix.evaluate.result import EvalResult
+
+ValuesLike = EvalResult | Mapping[str, float]
+
+
+def _values(x: ValuesLike) -> dict[str, float]:
+    return x.values() if isinstance(x, EvalResult) else {k: float(v) for k, v in x.items()}
+
+
+def _sign(direction: str) -> float:
+    return -1.0 if direction.lower().startswith(("lower", "min")) else 1.0
+
+
+def task_bounds(
+    baselines: Mapping[str, ValuesLike], directions: Mapping[str, str]
+) -> dict[str, tuple[float, float]]:
+    """Task -> (worst, best) baseline value in higher-is-better units (lower-better values negated)."""
+    out: dict[str, tuple[float, float]] = {}
+    vals = [_values(b) for b in baselines.values()]
+    for task, direction in directions.items():
+        s = _sign(direction)
+        xs = [s * v[task] for v in vals if task in v and np.isfinite(v[task])]
+        if xs:
+            out[task] = (min(xs), max(xs))
+    return out
+
+
+def normalized_tasks(result: EvalResult, baselines: Mapping[str, ValuesLike]) -> dict[str, float]:
+    """Task -> score in baseline units: 0 at the worst baseline, 1 at the best, higher better.
+
+    Tasks without a baseline, with a non-finite value, or on which all baselines agree are left out.
+    """
+    directions = {k: m.direction for k, m in result.metrics.items()}
+    bounds = task_bounds(baselines, directions)
+    out: dict[str, float] = {}
+    for task, m in result.metrics.items():
+        if task not in bounds or not np.isfinite(m.value):
+            continue
+        worst, best = bounds[task]
+        if best - worst <= 0:
+            continue
+        out[task] = (_sign(m.direction) * m.value - worst) / (best - worst)
+    return out
+
+
+def group_objectives(result: EvalResult, baselines: Mapping[str, ValuesLike]) -> dict[str, float]:
+    """Group -> weighted mean of its tasks' normalised scores, groups sorted by name."""
+    norm = normalized_tasks(result, baselines)
+    acc: dict[str, list[tuple[float, float]]] = {}
+    for task, v in norm.items():
+        m = result.metrics[task]
+        acc.setdefault(m.group, []).append((v, m.weight))
+    return {g: float(sum(v * w for v, w in acc[g]) / sum(w for _, w in acc[g])) for g in sorted(acc)}
+
+
+def objective(result: EvalResult, baselines: Mapping[str, ValuesLike]) -> float:
+    """Mean over capability groups of the group objectives (NaN when no task has a scale)."""
+    groups = group_objectives(result, baselines)
+    return float(np.mean(list(groups.values()))) if groups else float("nan")
+
+
+def _average_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of ``x`` in descending order (1 = largest), ties sharing their mean rank."""
+    order = np.argsort(-x, kind="stable")
+    ranks = np.empty(len(x), dtype=np.float64)
+    ranks[order] = np.arange(1, len(x) + 1)
+    for v in np.unique(x):
+        tie = x == v
+        ranks[tie] = ranks[tie].mean()
+    return ranks
+
+
+def average_rank(
+    results: Sequence[ValuesLike],
+    directions: Mapping[str, str] | None = None,
+    groups: Mapping[str, str] | None = None,
+) -> np.ndarray:
+    """DeMix's aggregation over a finished set: per task rank (1 = best), averaged within each
+    group, then over groups. Lower is better. Tasks missing from any result are skipped.
+
+    Args:
+        results: one result (or task -> value mapping) per model of the set.
+        directions: task -> higher/lower (default: from the first result's metrics; else higher).
+        groups: task -> group (default: from the first result's metrics; else one group).
+
+    Returns:
+        One average rank per result, in order.
+    """
+    vals = [_values(r) for r in results]
+    if not vals:
+        return np.zeros(0)
+    first = results[0]
+    if directions is None:
+        directions = (
+            {k: m.direction for k, m in first.metrics.items()} if isinstance(first, EvalResult) else {}
+        )
+    if groups is None:
+        groups = {k: m.group for k, m in first.metrics.items()} if isinstance(first, EvalResult) else {}
+    tasks = sorted(set.intersection(*(set(v) for v in vals)))
+    by_group: dict[str, list[np.ndarray]] = {}
+    for t in tasks:
+        x = np.array([_sign(directions.get(t, "higher")) * v[t] for v in vals], dtype=np.float64)
+        by_group.setdefault(groups.get(t, "all"), []).append(_average_ranks(x))
+    if not by_group:
+        return np.full(len(vals), np.nan)
+    per_group = [np.mean(np.stack(r), axis=0) for _, r in sorted(by_group.items())]
+    return np.mean(np.stack(per_group), axis=0)
+
+
+def capability_recovery(proxy: float, reference: float, direction: str = "higher") -> float:
+    """How much of a reference model's score a proxy recovers: proxy/reference (reference/proxy
+    for a lower-is-better metric), so 1 means equal and below 1 means the proxy is worse."""
+    num, den = (reference, proxy) if _sign(direction) < 0 else (proxy, reference)
+    return float(num / den) if den != 0 else float("nan")
+
+
+def group_recovery(proxy: EvalResult, reference: EvalResult) -> dict[str, float]:
+    """Group -> mean capability recovery over the tasks both results scored."""
+    acc: dict[str, list[float]] = {}
+    for task, m in proxy.metrics.items():
+        if task in reference.metrics:
+            acc.setdefault(m.group, []).append(
+                capability_recovery(m.value, reference.metrics[task].value, m.direction)
+            )
+    return {g: float(np.mean(v)) for g, v in sorted(acc.items())}

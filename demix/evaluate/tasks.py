@@ -1,0 +1,211 @@
+"""Build the run's task suite: lm-eval task YAML + JSONL generated from the held-out documents.
+
+``build_tasks(cfg, run)`` writes under ``run.tasks/`` (idempotent: regenerated only when the held-out
+data or the ``evaluate.builtin`` settings change) and returns the :class:`TaskSuite` that also lists
+the lm-eval tasks the config adds (``evaluate.tasks``) and their include paths.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from demix.config import ExperimentConfig
+from demix.errors import ConfigError
+from demix.evaluate.items import BUILDERS, KINDS, ChoiceItem, bpb_texts, parse_answer, split_docs
+from demix.evaluate.spec import TaskSpec, TaskSuite
+from demix.provenance import (
+    atomic_path,
+    hash_file,
+    hash_json,
+    mark_stage_done,
+    provenance,
+    read_json,
+    stage_done,
+    write_json_atomic,
+    write_text_atomic,
+)
+from demix.run import RunDir
+
+GENERATOR_VERSION = 2  # bump when item generation changes, so runs regenerate their tasks
+STAGE = "tasks"
+SUITE_FILE = "suite.json"
+PREFIX = "demix_"  # every generated task and file starts with this
+
+
+def default_kind(group: str | None) -> str:
+    """The accuracy task a domain gets from its capability group."""
+    return {"math": "math", "code": "code"}.get(group or "", "cloze")
+
+
+def build_tasks(cfg: ExperimentConfig, run: RunDir) -> TaskSuite:
+    """Generate the built-in tasks of a run (when needed) and assemble the whole suite.
+
+    Built-in tasks, per candidate domain (from ``data/manifest.json`` and its held-out text):
+    ``demix_bpb_<domain>`` (bits per byte, ``loglikelihood_rolling``) and, for the domain's group,
+    ``demix_<kind>_<domain>_search`` / ``_report`` accuracy tasks on disjoint held-out documents.
+
+    Raises:
+        StageError: built-in tasks are enabled but the data is not prepared.
+        ConfigError: an include path is missing, a task name clashes, or ``evaluate.builtin.kinds``
+            names an unknown domain.
+    """
+    ec = cfg.evaluate
+    specs: list[TaskSpec] = []
+    notes: list[str] = []
+    include: list[Path] = []
+    if ec.builtin.enabled and (ec.builtin.bpb or ec.builtin.accuracy):
+        builtin, notes = _builtin_tasks(cfg, run)
+        specs += builtin
+        include.append(run.tasks.resolve())
+    for i, p in enumerate(ec.include_paths):
+        path = Path(p).expanduser()
+        if not path.is_dir():
+            raise ConfigError(f"evaluate.include_paths[{i}]: {p} is not a directory of lm-eval task YAML")
+        include.append(path.resolve())
+    taken = {s.name for s in specs}
+    for t in ec.tasks:
+        if t.name in taken:
+            raise ConfigError(f"evaluate.tasks: {t.name!r} clashes with a built-in task name")
+        specs.append(
+            TaskSpec(
+                name=t.name,
+                group=t.group,
+                metric=t.metric,
+                role=t.role,
+                kind="external",
+                limit=t.limit,
+                num_fewshot=t.num_fewshot,
+                weight=t.weight,
+            )
+        )
+    return TaskSuite(tuple(specs), tuple(include), tuple(notes))
+
+
+# ---- built-in tasks -------------------------------------------------------------------------------
+
+
+def _builtin_tasks(cfg: ExperimentConfig, run: RunDir) -> tuple[list[TaskSpec], list[str]]:
+    from demix.data import Manifest
+
+    b = cfg.evaluate.builtin
+    manifest = Manifest.load(run)
+    for name in sorted(set(b.kinds) - set(manifest.names)):
+        raise ConfigError(f"evaluate.builtin.kinds: {name!r} is not a domain ({', '.join(manifest.names)})")
+    tasks_dir = run.tasks.resolve()
+    inputs = {
+        "generator": GENERATOR_VERSION,
+        "builtin": b.model_dump(mode="json"),
+        "tasks_dir": str(tasks_dir),
+        "domains": [
+            {"name": d.name, "group": d.group, "val": hash_file(run.data / d.val_text_path)}
+            for d in manifest.domains
+            if (run.data / d.val_text_path).is_file()
+        ],
+    }
+    key = hash_json(inputs)
+    suite_path = tasks_dir / SUITE_FILE
+    if stage_done(run.root, STAGE, key) and suite_path.is_file():
+        saved = TaskSuite.from_json(read_json(suite_path))
+        if all((tasks_dir / f"{s.name}.yaml").is_file() for s in saved.specs):
+            return list(saved.specs), list(saved.notes)
+
+    tasks_dir.mkdir(parents=True, exist_ok=True)
+    specs: list[TaskSpec] = []
+    notes: list[str] = []
+    groups = manifest.groups()
+    for domain in manifest.names:
+        texts = manifest.val_texts(run, domain)
+        group = groups.get(domain) or "general"
+        rng = random.Random(f"{b.seed}:{domain}")
+        if b.bpb:
+            docs = bpb_texts(texts, b.bpb_docs, b.bpb_max_chars, rng)
+            name = f"{PREFIX}bpb_{domain}"
+            _write_jsonl(tasks_dir / f"{name}.jsonl", [{"text": t, "prompt": ""} for t in docs])
+            _write_yaml(tasks_dir, name, _bpb_yaml(name, tasks_dir / f"{name}.jsonl"))
+            specs.append(
+                TaskSpec(
+                    name, group, "bits_per_byte", "lower", "loss", "bpb", domain, objective=b.bpb_objective
+                )
+            )
+        if b.accuracy:
+            kind = b.kinds.get(domain) or default_kind(group)
+            if kind == "math" and sum(parse_answer(t) is not None for t in texts) < max(2, len(texts) // 2):
+                notes.append(f"{domain}: too few parseable final answers for math items; using cloze")
+                kind = "cloze"
+            search_ids, report_ids = split_docs(len(texts), b.report_fraction, rng)
+            n_report = max(1, round(b.accuracy_docs * b.report_fraction))
+            for role, ids, n in (
+                ("search", search_ids, b.accuracy_docs - n_report),
+                ("report", report_ids, n_report),
+            ):
+                items = BUILDERS[kind](texts, ids, n, rng, n_choices=b.choices, context_chars=b.context_chars)
+                name = f"{PREFIX}{kind}_{domain}_{role}"
+                if not items:
+                    notes.append(f"{domain}: no {kind} items for {role} (too little held-out text)")
+                    continue
+                if len(items) < n:
+                    notes.append(f"{name}: {len(items)} items (asked for {n})")
+                _write_jsonl(tasks_dir / f"{name}.jsonl", [it.to_json() for it in items])
+                _write_yaml(tasks_dir, name, _choice_yaml(name, tasks_dir / f"{name}.jsonl"))
+                metric = b.metric if b.metric != "auto" else ("acc_norm" if kind == "code" else "acc")
+                specs.append(TaskSpec(name, group, metric, "higher", role, kind, domain))  # type: ignore[arg-type]
+    # Remove what an earlier generation left (after writing: a concurrent worker writes the same files).
+    keep = {f"{s.name}{ext}" for s in specs for ext in (".yaml", ".jsonl")}
+    for old in tasks_dir.glob(f"{PREFIX}*"):
+        if old.name not in keep:
+            old.unlink(missing_ok=True)
+    suite = TaskSuite(tuple(specs), (tasks_dir,), tuple(notes))
+    write_json_atomic(suite_path, {**suite.to_json(), "provenance": provenance({"tasks": key})})
+    mark_stage_done(run.root, STAGE, key)
+    return specs, notes
+
+
+def _bpb_yaml(name: str, data: Path) -> dict[str, Any]:
+    return {
+        "task": name,
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {"test": str(data)}},
+        "test_split": "test",
+        "output_type": "loglikelihood_rolling",
+        "doc_to_text": "prompt",  # a field name, not a template: lm-eval skips jinja per document
+        "doc_to_target": "text",
+        "metric_list": [{"metric": "bits_per_byte"}],
+        "metadata": {"version": GENERATOR_VERSION, "generated_by": "demix"},
+    }
+
+
+def _choice_yaml(name: str, data: Path) -> dict[str, Any]:
+    return {
+        "task": name,
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {"test": str(data)}},
+        "test_split": "test",
+        "output_type": "multiple_choice",
+        "doc_to_text": "context",
+        "doc_to_choice": "choices",
+        "doc_to_target": "label",
+        "target_delimiter": "",  # choices carry their own leading space / newline
+        "metric_list": [
+            {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
+            {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True},
+        ],
+        "metadata": {"version": GENERATOR_VERSION, "generated_by": "demix"},
+    }
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _write_yaml(tasks_dir: Path, name: str, body: dict[str, Any]) -> None:
+    write_text_atomic(tasks_dir / f"{name}.yaml", yaml.safe_dump(body, sort_keys=False, allow_unicode=True))
+
+
+__all__ = ["KINDS", "ChoiceItem", "build_tasks", "default_kind"]
