@@ -1,9 +1,124 @@
-"""CLI commands of the train stage (being written)."""
+"""``demix train base|components|reference``: the trainer's three uses.
+
+Under ``torchrun --nproc_per_node N -m demix train ...`` every command trains with DDP.
+"""
 
 from __future__ import annotations
 
+import os
+from typing import Annotated
+
 import typer
+
+from demix.cli.common import ConfigArg, RunDirOpt, SetOpt, load
+
+train_app = typer.Typer(
+    help="Train the base model, the components, or a reference model (resumes; skips what is done).",
+    no_args_is_help=True,
+)
+
+FreshOpt = Annotated[
+    bool, typer.Option("--fresh", help="Discard a resumable checkpoint and start the training over.")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
+def _echo(msg: str) -> None:
+    if os.environ.get("RANK", "0") == "0":  # one line per job under torchrun, not one per process
+        typer.echo(msg)
+
+
+def _describe(path: object) -> str:
+    from pathlib import Path
+
+    from demix.train import read_summary
+
+    s = read_summary(Path(str(path))) or {}
+    ev = (s.get("final_eval") or {}).get("loss") or {}
+    losses = " ".join(f"{d}={v:.3f}" for d, v in ev.items())
+    return (
+        f"{path}  ({s.get('steps', '?')} steps, {s.get('train_seconds', 0):.0f}s, "
+        f"{s.get('tokens_per_s', 0):,.0f} tok/s, MFU {s.get('mfu', 0):.1%})  held-out loss: {losses}"
+    )
+
+
+@train_app.command("base")
+def base_cmd(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    run_dir: RunDirOpt = None,
+    fresh: FreshOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train the base model from scratch on the general data (train.base_tokens)."""
+    cfg, run = load(config, set_, run_dir)
+    from demix.train import train_base
+
+    path = train_base(cfg, run, progress=not quiet, fresh=fresh)
+    _echo(f"base: {_describe(path)}")
+
+
+@train_app.command("components")
+def components_cmd(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    run_dir: RunDirOpt = None,
+    domain: Annotated[
+        list[str] | None, typer.Option("--domain", help="Train only this component (repeatable).")
+    ] = None,
+    parallel: Annotated[
+        bool, typer.Option("--parallel", help="One component per GPU at once (sequential on CPU).")
+    ] = False,
+    fresh: FreshOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Continue from the base on (1-β)·candidate + β·general, one component per candidate."""
+    cfg, run = load(config, set_, run_dir)
+    from demix.train import train_components
+
+    paths = train_components(cfg, run, domain or None, progress=not quiet, fresh=fresh, parallel=parallel)
+    for d, p in paths.items():
+        _echo(f"{d}: {_describe(p)}")
+
+
+@train_app.command("reference")
+def reference_cmd(
+    config: ConfigArg,
+    mixture: Annotated[
+        str, typer.Option("--mixture", help="Data ratios name=value,... (normalised to sum 1).")
+    ],
+    set_: SetOpt = None,
+    run_dir: RunDirOpt = None,
+    ref_id: Annotated[
+        str | None, typer.Option("--id", help="Name under models/references/ (default: from the mixture).")
+    ] = None,
+    tokens: Annotated[
+        str | None, typer.Option("--tokens", help="Token budget, e.g. 1M (default: train.reference_tokens).")
+    ] = None,
+    fresh: FreshOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Continue from the base on any data mixture (a reference model, as validation trains)."""
+    cfg, run = load(config, set_, run_dir)
+    from demix.config import parse_count
+    from demix.data import Manifest
+    from demix.errors import DemixError
+    from demix.mixture import parse_weights
+    from demix.provenance import hash_json
+    from demix.train import train_reference
+
+    manifest = Manifest.load(run)
+    ratios = parse_weights(mixture, manifest.names, normalize=True, what="--mixture")
+    budget = None
+    if tokens is not None:
+        try:
+            budget = parse_count(tokens)
+        except ValueError as e:
+            raise DemixError(f"--tokens: {e}") from None
+    rid = ref_id or "mix-" + hash_json([round(float(r), 6) for r in ratios])[:10]
+    path = train_reference(cfg, run, ratios, rid, tokens=budget, progress=not quiet, fresh=fresh)
+    _echo(f"reference {rid}: {_describe(path)}")
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.add_typer(train_app, name="train")

@@ -23,13 +23,18 @@ class ModelConfig(StrictModel):
     rope_theta: float = Field(default=1_000_000.0, gt=0)
     tie_embeddings: bool = True
     init_std: float = Field(default=0.02, gt=0)
+    pad_vocab_multiple: int = Field(default=64, gt=0)  # embedding rows rounded up to this (GPU-friendly)
 
     @model_validator(mode="after")
     def _heads(self) -> ModelConfig:
         if self.num_heads % self.num_kv_heads:
-            raise ValueError(f"num_heads={self.num_heads} must be a multiple of num_kv_heads={self.num_kv_heads}")
+            raise ValueError(
+                f"num_heads={self.num_heads} must be a multiple of num_kv_heads={self.num_kv_heads}"
+            )
         if self.head_dim is None and self.hidden_size % self.num_heads:
-            raise ValueError(f"hidden_size={self.hidden_size} must be divisible by num_heads={self.num_heads}")
+            raise ValueError(
+                f"hidden_size={self.hidden_size} must be divisible by num_heads={self.num_heads}"
+            )
         return self
 
 
@@ -65,6 +70,10 @@ class TrainConfig(StrictModel):
     seed: int = 0
     threads: int | None = Field(default=None, gt=0)  # torch CPU threads (default: torch's choice)
     progress: bool = True
+    save_dtype: Literal["auto", "float32", "bfloat16"] = (
+        "auto"  # final weights; auto: bf16 if trained in bf16
+    )
+    keep_checkpoint: bool = False  # keep the last resumable checkpoint (with optimizer state) after finishing
 
     @property
     def tokens_per_step(self) -> int:

@@ -1,0 +1,130 @@
+"""Device, precision and the device's measured matmul rate (the denominator of MFU).
+
+MFU is reported against what this device actually reaches on a large matmul in the training dtype,
+not a datasheet number: the figure is honest on CPUs, MIG slices and throttled GPUs alike. The rate is
+measured once and cached in ``~/.cache/demix/matmul_rate.json`` (``DEMIX_PEAK_FLOPS`` overrides it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from demix.config import TrainConfig
+from demix.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+
+def resolve_device(train: TrainConfig, local_rank: int = 0) -> torch.device:
+    """``train.device`` as a torch device; under DDP each process takes GPU ``local_rank``."""
+    import torch
+
+    want = train.device
+    if want == "auto":
+        want = "cuda" if torch.cuda.is_available() else "cpu"
+    if want == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("train.device=cuda but no CUDA device is visible")
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def autocast_dtype(train: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype: bf16 on GPU unless ``train.dtype=float32``; none (fp32) on CPU by default."""
+    import torch
+
+    if train.dtype == "float32":
+        return None
+    if train.dtype == "bfloat16" or device.type == "cuda":
+        return torch.bfloat16
+    return None
+
+
+@contextlib.contextmanager
+def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
+    """``torch.autocast`` when a low-precision dtype is asked for; a no-op in fp32."""
+    import torch
+
+    if dtype is None:
+        yield
+        return
+    with torch.autocast(device_type=device.type, dtype=dtype):
+        yield
+
+
+def _cache_file() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "demix" / "matmul_rate.json"
+
+
+def _device_key(device: torch.device, dtype: torch.dtype | None) -> str:
+    import torch
+
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = f"cpu-{os.cpu_count()}cores-{torch.get_num_threads()}threads"
+    return f"{name}|{dtype or torch.float32}|torch-{torch.__version__}"
+
+
+def measure_matmul_rate(
+    device: torch.device, dtype: torch.dtype | None, *, size: int | None = None, seconds: float = 0.5
+) -> float:
+    """FLOP/s of a square matmul of ``size`` on ``device`` in ``dtype`` (timed, after a warmup)."""
+    import torch
+
+    dt = dtype or torch.float32
+    n = size or (8192 if device.type == "cuda" else 1024)
+    a = torch.randn(n, n, device=device, dtype=dt)
+    b = torch.randn(n, n, device=device, dtype=dt)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for _ in range(3):
+        a @ b
+    sync()
+    reps, elapsed = 0, 0.0
+    t0 = time.perf_counter()
+    while elapsed < seconds or reps < 3:
+        a @ b
+        reps += 1
+        if reps % 4 == 0 or device.type != "cuda":
+            sync()
+            elapsed = time.perf_counter() - t0
+    sync()
+    elapsed = time.perf_counter() - t0
+    return 2.0 * n**3 * reps / elapsed
+
+
+def matmul_rate(device: torch.device, dtype: torch.dtype | None) -> float:
+    """The device's matmul FLOP/s in ``dtype``: ``DEMIX_PEAK_FLOPS``, else cached, else measured once."""
+    env = os.environ.get("DEMIX_PEAK_FLOPS")
+    if env:
+        try:
+            return float(env)
+        except ValueError:
+            raise ConfigError(f"DEMIX_PEAK_FLOPS={env!r} is not a number") from None
+    key = _device_key(device, dtype)
+    path = _cache_file()
+    cache: dict[str, float] = {}
+    with contextlib.suppress(OSError, ValueError):
+        cache = json.loads(path.read_text())
+    if isinstance(cache, dict) and isinstance(cache.get(key), int | float):
+        return float(cache[key])
+    rate = measure_matmul_rate(device, dtype)
+    cache = cache if isinstance(cache, dict) else {}
+    cache[key] = rate
+    with contextlib.suppress(OSError):
+        from demix.provenance import write_json_atomic
+
+        write_json_atomic(path, cache)
+    return rate
