@@ -14,8 +14,17 @@ class LawConfig(StrictModel):
     log_c_grid: tuple[float, float, int] = (-2.0, 1.5, 10)  # linspace(lo, hi, n) starts for log c
     log_k_grid: tuple[float, float, int] = (-10.0, 1.0, 20)  # linspace(lo, hi, n) starts for log k
     random_t: int = Field(default=30, gt=0)  # random t starts per (log c, log k) pair
-    max_iter: int = Field(default=200, gt=0)  # L-BFGS iterations per fit
+    max_iter: int = Field(default=40, gt=0)  # LM iterations per start (best starts converge in ~20)
+    ridge: float = Field(default=1e-4, ge=0)  # L2 penalty 0.5*ridge*|t|^2 against wild t; 0: the paper's fit
+    polish: int = Field(
+        default=32, ge=0
+    )  # best starts per domain refit in float64 after a float32 pass; 0: off
     seed: int = 0
     aggregate_weights: dict[str, float] | None = None  # validation mix; default: token-count prior
     holdout_fraction: float = Field(default=0.25, gt=0, lt=1)  # trials held out by `law check`
     disagreement_tolerance: float = Field(default=0.1, gt=0)  # L1 distance between mixtures that is flagged
+    threads: int | None = Field(default=1, gt=0)  # torch CPU threads for the fit (None: torch's default)
+    check_splits: int = Field(default=3, gt=0)  # random fit/held-out splits averaged by `law check`
+    optimize_starts: int = Field(default=16, gt=0)  # SLSQP starts for the law-optimal mixture
+    target_step: float | None = Field(default=None, gt=0)  # nested laws: extrapolate to this many steps
+    target_size: float | None = Field(default=None, gt=0)  # nested laws: ... and this model size (parameters)

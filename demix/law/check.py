@@ -1,0 +1,180 @@
+"""``demix law check RUN``: the mixing law as an independent cross-check of the search.
+
+Fit the law on part of the trials and predict the rest (MAE, relative error, Spearman), over
+``law.check_splits`` random splits; fit it on all trials; find its optimum under the search's
+constraints; and compare that with the search's recommendation (``search/recommendation.json``).
+An L1 distance between the two mixtures beyond ``law.disagreement_tolerance`` is flagged: two
+independent models of the same measurements disagree about where the best mixture is.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from demix.errors import StageError
+from demix.law.io import LawTable, aggregate_weights, read_table, save_fit
+from demix.law.mixing import MixingLaw, fit
+from demix.law.optimize import bounds_for, optimize
+from demix.mixture import as_dict, from_mapping
+from demix.provenance import hash_file, hash_json, provenance, read_json, write_json_atomic
+
+if TYPE_CHECKING:
+    from demix.config import ExperimentConfig
+    from demix.config.law import LawConfig
+    from demix.run import RunDir
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation (average ranks for ties); NaN when either side is constant."""
+    from scipy.stats import spearmanr
+
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
+def holdout_errors(
+    table: LawTable, cfg: LawConfig, weights: np.ndarray, *, splits: int, holdout: float | int
+) -> dict[str, Any]:
+    """Fit on a random part of the rows, predict the rest, for several seeded splits.
+
+    Args:
+        table: measurements (rows with any missing loss are left out).
+        cfg: law settings (seed: split k uses seed + k).
+        weights: (V,) aggregation weights of the overall loss.
+        splits: number of random splits.
+        holdout: fraction (< 1) or number of rows held out per split.
+
+    Returns:
+        Per-split and mean MAE / relative error / Spearman of the overall and per-domain losses,
+        and the held-out points (measured, predicted, domain) for a plot.
+    """
+    ok = np.flatnonzero(np.isfinite(table.L).all(axis=1))
+    n = ok.size
+    n_out = int(holdout) if holdout >= 1 else max(1, math.ceil(float(holdout) * n))
+    if n - n_out < 3:
+        raise StageError(f"{n} complete rows: too few to fit the law on {n - n_out} and hold out {n_out}")
+    per_split, points = [], []
+    for k in range(splits):
+        perm = np.random.default_rng(cfg.seed + k).permutation(ok)
+        tr, te = perm[n_out:], perm[:n_out]
+        law = fit(table.R[tr], table.L[tr], cfg, domains=table.domains, targets=table.targets)
+        P = law.predict(table.R[te])
+        agg_p, agg_m = P @ weights, table.L[te] @ weights
+        per_split.append(
+            {
+                "fit_rows": table.rows[tr].tolist(),
+                "held_out_rows": table.rows[te].tolist(),
+                "mae": float(np.mean(np.abs(agg_p - agg_m))),
+                "relative_error": float(np.mean(np.abs(agg_p - agg_m) / np.abs(agg_m))),
+                "spearman": spearman(agg_p, agg_m),
+                "mae_per_domain": float(np.mean(np.abs(P - table.L[te]))),
+                "spearman_per_domain": {
+                    t: spearman(P[:, i], table.L[te, i]) for i, t in enumerate(table.targets)
+                },
+            }
+        )
+        for j, row in enumerate(te):
+            points += [
+                {"split": k, "row": int(table.rows[row]), "domain": t,
+                 "measured": float(table.L[row, i]), "predicted": float(P[j, i])}
+                for i, t in enumerate(table.targets)
+            ]  # fmt: skip
+    mean = {
+        key: float(np.nanmean([s[key] for s in per_split]))
+        for key in ("mae", "relative_error", "spearman", "mae_per_domain")
+    }
+    return {"held_out": n_out, "fit_on": n - n_out, "splits": per_split, "mean": mean, "points": points}
+
+
+def _recommendation(run: RunDir, domains: list[str]) -> tuple[np.ndarray | None, str]:
+    path = run.search / "recommendation.json"
+    if not path.is_file():
+        return None, ""
+    doc = read_json(path)
+    r = doc.get("r")
+    if not isinstance(r, dict) or set(r) != set(domains):
+        return None, hash_file(path)
+    return from_mapping(r, domains), hash_file(path)
+
+
+def _token_counts(run: RunDir, domains: list[str]) -> np.ndarray | None:
+    if not run.manifest.is_file():
+        return None
+    from demix.data.manifest import Manifest
+
+    m = Manifest.load(run)
+    counts = dict(zip(m.names, m.token_counts("train"), strict=True))
+    return np.array([counts[d] for d in domains]) if all(d in counts for d in domains) else None
+
+
+def check(cfg: ExperimentConfig, run: RunDir) -> dict[str, Any]:
+    """Cross-check the search with the law; write ``law/check.json`` (and ``law/fit.json``).
+
+    Returns:
+        The ``check.json`` document: hold-out errors, the law optimum, the comparison with the
+        search's recommendation (``disagree``: True when their L1 distance exceeds the tolerance).
+
+    Raises:
+        StageError: the search has not written ``search/trials.csv``, or too few trials.
+    """
+    if not run.trials_csv.is_file():
+        raise StageError(f"{run.trials_csv} missing: run `demix search {run.root}` first")
+    table = read_table(run.trials_csv)
+    s = aggregate_weights(cfg, run, table.targets)
+    lc = cfg.law
+    errors = holdout_errors(table, lc, s, splits=lc.check_splits, holdout=lc.holdout_fraction)
+    ok = np.isfinite(table.L).all(axis=1)
+    law: MixingLaw = fit(
+        table.R[ok], table.L[ok], lc, domains=table.domains, targets=table.targets, aggregate=s
+    )
+    inputs = {"trials": hash_file(run.trials_csv), "law": hash_json(lc.model_dump(mode="json"))}
+    save_fit(law, run.law / "fit.json", {"source": str(run.trials_csv), "provenance": provenance(inputs)})
+    counts = _token_counts(run, table.domains)
+    opt = optimize(law, bounds_for(cfg, table.domains, counts), starts=lc.optimize_starts, seed=lc.seed)
+    rec, rec_hash = _recommendation(run, table.domains)
+    comparison: dict[str, Any] = {"available": rec is not None}
+    verdict = "no search recommendation to compare with (search/recommendation.json)"
+    if rec is not None:
+        l1 = float(np.abs(opt.r - rec).sum())
+        rec_loss = float(law.predict_aggregate(rec)[0])
+        disagree = l1 > lc.disagreement_tolerance
+        comparison |= {
+            "search_r": as_dict(rec, table.domains),
+            "l1_distance": l1,
+            "tolerance": lc.disagreement_tolerance,
+            "disagree": disagree,
+            "law_loss_at_search": rec_loss,
+            "law_loss_at_optimum": opt.loss,
+        }
+        inputs["recommendation"] = rec_hash
+        verdict = (
+            f"DISAGREE: the law optimum is {l1:.3f} (L1) from the search's recommendation, beyond the "
+            f"tolerance {lc.disagreement_tolerance:g}; the law predicts {rec_loss:.4f} there vs {opt.loss:.4f}"
+            if disagree
+            else f"agree: the law optimum is {l1:.3f} (L1) from the search's recommendation "
+            f"(tolerance {lc.disagreement_tolerance:g})"
+        )
+    m = errors["mean"]
+    summary = (
+        f"law fitted on {errors['fit_on']} trials predicts {errors['held_out']} held-out ones with overall-loss "
+        f"MAE {m['mae']:.4f} ({100 * m['relative_error']:.2f}%), Spearman {m['spearman']:.2f} "
+        f"(mean of {lc.check_splits} splits)"
+    )
+    doc = {
+        "domains": table.domains,
+        "targets": table.targets,
+        "aggregate_weights": as_dict(s, table.targets),
+        "holdout": {k: v for k, v in errors.items() if k != "points"},
+        "points": [p for p in errors["points"] if p["split"] == 0],
+        "law_optimum": {"r": as_dict(opt.r, table.domains), "predicted_loss": opt.loss},
+        "comparison": comparison,
+        "summary": summary,
+        "verdict": verdict,
+        "provenance": provenance(inputs),
+    }
+    write_json_atomic(run.law / "check.json", doc)
+    return doc

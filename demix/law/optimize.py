@@ -1,0 +1,188 @@
+"""The law-optimal mixture under the same constraints as the search.
+
+The overall predicted loss Σ_i s_i (c_i + k_i·exp(t_i·r)) is convex in r (a non-negative sum of
+exponentials of linear functions), and the constraints (per-domain min/max/fixed, group caps,
+epoch caps, the simplex) are linear, so SLSQP converges to the global optimum; a few feasible
+starts guard against numerical trouble at the boundary. Shares below ``search.min_weight`` are
+then dropped and the rest re-optimised, as the search does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from demix.errors import ConfigError, DemixError
+from demix.law.mixing import MixingLaw
+
+if TYPE_CHECKING:
+    from demix.config import ExperimentConfig
+
+
+@dataclass(frozen=True)
+class RatioBounds:
+    """Linear constraints on data ratios r: lo <= r <= hi, glo <= G r <= ghi, Σ r = 1."""
+
+    lo: np.ndarray  # (K,)
+    hi: np.ndarray  # (K,)
+    groups: np.ndarray  # (J, K) 0/1 membership
+    glo: np.ndarray  # (J,)
+    ghi: np.ndarray  # (J,)
+    min_weight: float = 0.0
+
+    @classmethod
+    def simplex(cls, K: int, min_weight: float = 0.0) -> RatioBounds:
+        return cls(np.zeros(K), np.ones(K), np.zeros((0, K)), np.zeros(0), np.zeros(0), min_weight)
+
+    def violation(self, r: np.ndarray) -> float:
+        v = max(float(np.max(self.lo - r)), float(np.max(r - self.hi)), abs(float(r.sum()) - 1.0))
+        if len(self.groups):
+            s = self.groups @ r
+            v = max(v, float(np.max(self.glo - s)), float(np.max(s - self.ghi)))
+        return max(v, 0.0)
+
+
+def bounds_for(
+    cfg: ExperimentConfig, domains: Sequence[str], token_counts: np.ndarray | None = None
+) -> RatioBounds:
+    """``search.constraints`` (and the epoch cap when token counts are known) as bounds on r.
+
+    Constraints stated on merge weights (``on: weights``) are mapped to ratios through
+    r = β·e_G + (1-β)·w; constraints on ratios are used as they are: the law describes data
+    mixtures, so its optimum may hold less general data than β (export says so).
+
+    Raises:
+        ConfigError: a constraint names a domain the law does not know, or nothing is feasible.
+    """
+    from demix.search.constraints import build_constraints
+
+    names = list(domains)
+    cc = cfg.search.constraints
+    unknown = sorted(cc.domains() - set(names))
+    if unknown:
+        raise ConfigError(
+            f"search.constraints name {unknown[0]!r}, which is not a domain of the law: {names}"
+        )
+    on_w = cc.on == "weights"
+    general = cfg.general if cfg.general in names else names[0]
+    beta = cfg.train.beta if on_w and cfg.general in names else 0.0
+    c = build_constraints(
+        cc,
+        names,
+        general=general,
+        beta=beta,
+        token_counts=token_counts,
+        target_tokens=float(cfg.export.target_tokens),
+        max_epochs=cfg.export.max_epochs,
+    )
+    e_g = np.array([float(n == general) for n in names])
+    lo, hi = beta * e_g + (1 - beta) * c.lo, beta * e_g + (1 - beta) * c.hi
+    G = np.array([g.mask.astype(np.float64) for g in c.groups]).reshape(-1, len(names))
+    has_g = G @ e_g
+    glo = np.array([g.lo for g in c.groups]) * (1 - beta) + beta * has_g
+    ghi = np.array([g.hi for g in c.groups]) * (1 - beta) + beta * has_g
+    return RatioBounds(lo, hi, G, glo, ghi, cfg.search.min_weight)
+
+
+@dataclass(frozen=True)
+class Optimum:
+    """The law-optimal mixture and what the law predicts there."""
+
+    r: np.ndarray  # (K,)
+    loss: float  # predicted overall loss
+    per_domain: np.ndarray  # (V,) predicted per-domain losses
+
+
+def _solve(law: MixingLaw, s: np.ndarray, b: RatioBounds, r0: np.ndarray) -> np.ndarray:
+    from scipy.optimize import minimize
+
+    t, logk = law.t, np.log(law.k)
+
+    def f(r: np.ndarray) -> tuple[float, np.ndarray]:
+        e = s * np.exp(np.minimum(t @ r + logk, 700.0))  # (V,)
+        return float(s @ law.c + e.sum()), e @ t
+
+    cons = [{"type": "eq", "fun": lambda r: np.array([r.sum() - 1.0]), "jac": lambda r: np.ones((1, r.size))}]
+    if len(b.groups):
+        cons.append({"type": "ineq", "fun": lambda r: b.ghi - b.groups @ r, "jac": lambda r: -b.groups})
+        cons.append({"type": "ineq", "fun": lambda r: b.groups @ r - b.glo, "jac": lambda r: b.groups})
+    res = minimize(
+        f,
+        r0,
+        jac=True,
+        method="SLSQP",
+        bounds=list(zip(b.lo, b.hi, strict=True)),
+        constraints=cons,
+        options={"maxiter": 500, "ftol": 1e-12},
+    )
+    return np.clip(np.asarray(res.x, dtype=np.float64), b.lo, b.hi)
+
+
+def optimize(
+    law: MixingLaw,
+    bounds: RatioBounds | None = None,
+    *,
+    weights: np.ndarray | None = None,
+    starts: int = 16,
+    seed: int = 0,
+) -> Optimum:
+    """Minimise the law's overall loss over the feasible mixtures.
+
+    Args:
+        law: a fitted law.
+        bounds: constraints on r (default: the plain simplex).
+        weights: (V,) aggregation weights (default: the law's own).
+        starts: SLSQP starts (feasible points drawn uniformly and projected).
+
+    Raises:
+        DemixError: no aggregation weights are known, or no start reaches a feasible mixture.
+    """
+    K = len(law.domains)
+    s = law.aggregate if weights is None else np.asarray(weights, dtype=np.float64)
+    if s is None:
+        raise DemixError("the law has no aggregation weights; give law.aggregate_weights")
+    b = bounds if bounds is not None else RatioBounds.simplex(K)
+    rng = np.random.default_rng(seed)
+    best: np.ndarray | None = None
+    best_f = np.inf
+    for r0 in rng.dirichlet(np.ones(K), size=starts):
+        r = _solve(law, s, b, np.clip(r0, b.lo, b.hi))
+        fr = float(law.predict_aggregate(r, s)[0])
+        if b.violation(r) <= 1e-6 and fr < best_f:
+            best, best_f = r, fr
+    if best is None:
+        raise DemixError("the law optimisation found no mixture that satisfies the constraints")
+    if b.min_weight > 0:
+        small = (best > 0) & (best < b.min_weight) & (b.lo <= 0)
+        if small.any():
+            b2 = RatioBounds(b.lo, np.where(small, 0.0, b.hi), b.groups, b.glo, b.ghi, 0.0)
+            r2 = _solve(law, s, b2, np.where(small, 0.0, best) / np.where(small, 0.0, best).sum())
+            if b2.violation(r2) <= 1e-6:
+                best = r2
+    best = np.where(best < 1e-9, 0.0, best)
+    best = best / best.sum()
+    return Optimum(best, float(law.predict_aggregate(best, s)[0]), law.predict(best)[0])
+
+
+def optimize_for(
+    cfg: ExperimentConfig,
+    law: MixingLaw,
+    domains: Sequence[str] | None = None,
+    *,
+    token_counts: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """The law optimum r (K,) under the experiment's search constraints.
+
+    ``domains`` names the law's K columns (a law fitted without names has d0, d1, ...).
+    """
+    names = list(domains) if domains is not None else law.domains
+    if len(names) != len(law.domains):
+        raise DemixError(f"{len(names)} domains {names} for a law over {len(law.domains)}: {law.domains}")
+    if weights is None and law.aggregate is None:
+        weights = np.full(len(law.targets), 1.0 / len(law.targets))
+    b = bounds_for(cfg, names, token_counts)
+    return optimize(law, b, weights=weights, starts=cfg.law.optimize_starts, seed=cfg.law.seed).r

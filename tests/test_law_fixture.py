@@ -1,0 +1,86 @@
+"""The law on losses measured in the Data Mixing Laws paper (tests/fixtures/mixing-laws)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from demix.config import LawConfig
+from demix.law import at_target, fit, nested_extrapolate, read_table, tidy_to_wide
+
+FIX = Path(__file__).parent / "fixtures" / "mixing-laws"
+# The paper's grid shape with fewer points, to keep the test cheap (the CLI default is 10 x 20 x 30).
+CFG = LawConfig(log_c_grid=(-2.0, 1.5, 3), log_k_grid=(-10.0, 1.0, 6), random_t=10, seed=0)
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    out = tmp_path_factory.mktemp("law") / "pile.csv"
+    tidy_to_wide(FIX / "pile-5domains.csv", out)
+    return read_table(out)
+
+
+@pytest.fixture(scope="module")
+def at70m(table):
+    ext = at_target(table.R, table.L, table.step, table.size, target_step=30000, target_size=7e7)
+    weights = json.loads((FIX / "pile-valid-weights.json").read_text())
+    s = np.array([weights[t] for t in table.targets])
+    return ext.R, ext.L, s / s.sum()
+
+
+def test_converter_and_selection(table, at70m):
+    R, L, _ = at70m
+    assert table.domains == ["r1", "r2", "r3", "r4", "r5"] and len(table.targets) == 22
+    assert R.shape == (26, 5) and L.shape == (26, 22) and np.isfinite(L).all()
+
+
+def test_holdout_error_on_measured_losses(at70m):
+    """Fit on 20 mixtures, predict the 6 others (3 seeded splits): overall-loss MAE."""
+    R, L, s = at70m
+    y = L @ s
+    maes = []
+    for seed in (0, 1, 2):
+        perm = np.random.default_rng(seed).permutation(len(R))
+        tr, te = perm[:20], perm[20:]
+        law = fit(R[tr], L[tr], CFG, aggregate=s)
+        maes.append(float(np.mean(np.abs(law.predict_aggregate(R[te]) - y[te]))))
+    print("held-out MAE per split", np.round(maes, 4), "mean", round(float(np.mean(maes)), 4))
+    # Measured: 0.0098, 0.0156, 0.0432 (mean 0.0229). The data's own noise bounds this: fitted on all
+    # 26 mixtures the law's in-sample error is already ~0.012 (next test).
+    assert np.mean(maes) <= 0.03
+    assert max(maes) <= 0.05
+
+
+def test_fit_error_matches_paper_notebook_protocol(at70m):
+    """The paper's notebook fits on all 26 mixtures and scores 6 of them (0.0086): in-sample error."""
+    R, L, s = at70m
+    law = fit(R, L, CFG, aggregate=s)
+    mae = float(np.mean(np.abs(law.predict_aggregate(R) - L @ s)))
+    print("in-sample MAE (all 26 mixtures)", round(mae, 4))
+    assert mae <= 0.015
+
+
+def test_step_law_extrapolates_to_30000_steps(table):
+    """Step curves of 160M runs up to 20k steps predict the measured loss at 30k steps.
+
+    Measured (all 22 domains): 1.1% mean relative error at 160M, 1.6% at 70M; the test uses the
+    8 largest validation subsets to stay cheap.
+    """
+    v = np.argsort([-w for w in json.loads((FIX / "pile-valid-weights.json").read_text()).values()])[:8]
+    names = np.array(list(json.loads((FIX / "pile-valid-weights.json").read_text())))[v]
+    cols = [table.targets.index(t) for t in names]
+    sel = (table.size == 1.6e8) & (table.step <= 20000)
+    ext = nested_extrapolate(
+        table.R[sel], table.L[sel][:, cols], table.step[sel], None, target_step=30000, target_size=None
+    )
+    meas = at_target(table.R, table.L[:, cols], table.step, table.size, target_step=30000, target_size=1.6e8)
+    got = {tuple(np.round(r, 6)): row for r, row in zip(ext.R, ext.L, strict=True)}
+    rel = [
+        np.mean(np.abs(got[tuple(np.round(r, 6))] - row) / row) for r, row in zip(meas.R, meas.L, strict=True)
+    ]
+    print("160M relative error at 30k steps", round(float(np.mean(rel)), 4))
+    assert ext.curves == 26 * 8
+    assert np.mean(rel) < 0.02
