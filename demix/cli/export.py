@@ -1,9 +1,104 @@
-"""CLI commands of the export stage (being written)."""
+"""``demix recommend``, ``demix export`` and ``demix report``: the end of the pipeline."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+
+from demix.cli.common import ConfigArg, RunDirOpt, SetOpt, load
+
+if TYPE_CHECKING:
+    from demix.export import Recommendation
+
+
+def _parse_tokens(value: str | None) -> int | None:
+    from demix.config.base import parse_count
+    from demix.errors import DemixError
+
+    if value is None:
+        return None
+    try:
+        n = parse_count(value)
+    except ValueError as e:
+        raise DemixError(f"--tokens: {e}") from None
+    if n <= 0:
+        raise DemixError(f"--tokens {value}: must be > 0")
+    return n
+
+
+def format_recommendation(rec: Recommendation) -> str:
+    """The candidates side by side: data ratios with intervals, predictions, the chosen one marked."""
+    names = list(rec.candidates)
+    width = max(8, *(len(d) for d in rec.domains))
+    head = f"{'source':<{width}}  " + "  ".join(f"{n + (' *' if n == rec.choice else ''):>22}" for n in names)
+    lines = ["data ratios r (95% bootstrap interval over trials); * = export.choose", head]
+    for i, d in enumerate(rec.domains):
+        cells = []
+        for n in names:
+            c = rec.candidates[n]
+            iv = f" [{c.interval[i, 0]:.2f},{c.interval[i, 1]:.2f}]" if c.interval is not None else ""
+            cells.append(f"{c.r[i]:.3f}{iv}".rjust(22))
+        lines.append(f"{d:<{width}}  " + "  ".join(cells))
+    for key, label in (
+        ("surrogate_objective", "surrogate"),
+        ("measured_objective", "measured"),
+        ("law_loss", "law loss"),
+    ):
+        vals = [rec.candidates[n].predicted.get(key) for n in names]
+        if any(v is not None for v in vals):
+            lines.append(
+                f"{label:<{width}}  "
+                + "  ".join((f"{v:.4f}" if v is not None else "—").rjust(22) for v in vals)
+            )
+    if rec.pareto:
+        lines.append(f"Pareto set over groups: trials {', '.join(str(p['trial']) for p in rec.pareto)}")
+    lines += [f"warning: {w}" for w in rec.warnings]
+    return "\n".join(lines)
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    @app.command("recommend")
+    def recommend_cmd(config: ConfigArg, set_: SetOpt = None, run_dir: RunDirOpt = None) -> None:
+        """The recommended mixture of a finished search: DeMix's surrogate top-k, the best measured
+        trial and the law optimum side by side, as data ratios with bootstrap intervals over trials."""
+        from demix.export import recommend
+
+        cfg, run = load(config, set_, run_dir)
+        rec = recommend(cfg, run)
+        typer.echo(format_recommendation(rec))
+        typer.echo(f"saved: {run.export / 'recommendation.json'}")
+
+    @app.command("export")
+    def export_cmd(
+        config: ConfigArg,
+        set_: SetOpt = None,
+        run_dir: RunDirOpt = None,
+        tokens: Annotated[
+            str | None,
+            typer.Option(
+                "--tokens",
+                help="Size of the training run the mixture is for, e.g. 100B (default export.target_tokens).",
+            ),
+        ] = None,
+    ) -> None:
+        """Write the chosen mixture for a data team: data ratios (never merge weights), tokens and epochs
+        per source, as JSON, YAML, CSV, a Megatron-LM blend, a HF interleave_datasets snippet and a summary."""
+        from demix.export import export
+
+        cfg, run = load(config, set_, run_dir)
+        paths = export(cfg, run, target_tokens=_parse_tokens(tokens))
+        md = run.export / "recommended_mixture.md"
+        if md.is_file():
+            typer.echo(md.read_text())
+        typer.echo("files:\n" + "\n".join(f"  {p}" for p in paths))
+
+    @app.command("report")
+    def report_cmd(config: ConfigArg, set_: SetOpt = None, run_dir: RunDirOpt = None) -> None:
+        """One self-contained HTML page (and the same as markdown) with the recommendation, the search,
+        the law cross-check and, when it ran, the validation against trained references."""
+        from demix.export import report
+
+        cfg, run = load(config, set_, run_dir)
+        path = report(cfg, run)
+        typer.echo(f"report: {path}\nmarkdown: {path.with_suffix('.md')}")

@@ -19,8 +19,11 @@ class ExportConfig(StrictModel):
     target_tokens: Count = 100_000_000_000  # size of the production run the mixture is for
     max_epochs: float = Field(default=4.0, gt=0)  # warn above this many passes over a source
     formats: list[ExportFormat] = Field(default_factory=lambda: list(EXPORT_FORMATS))
-    bootstrap: int = Field(default=200, ge=0)  # bootstrap resamples over trials for share intervals
+    bootstrap: int = Field(
+        default=100, ge=0
+    )  # bootstrap resamples over trials (surrogate refits) for share intervals
     edge_tolerance: float = Field(default=0.02, ge=0)  # how close to the beta edge counts as "pushing"
+    megatron_prefix: str = "{domain}_text_document"  # data path prefix per source in the Megatron blend
 
 
 class ValidateConfig(StrictModel):

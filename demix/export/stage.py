@@ -1,0 +1,111 @@
+"""``demix export``: the chosen recommendation as files a data team can use, in ``export/``.
+
+Data ratios r (never merge weights), tokens per source for the target run size, epochs over each
+source's available tokens (from the prepare manifest, or ``search.token_counts`` for components
+brought from elsewhere), and every format of :mod:`demix.export.formats`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from demix.config import ExperimentConfig
+from demix.export.formats import render
+from demix.export.plan import SCHEMA, TokenPlan, token_plan
+from demix.export.recommend import Recommendation, recommend
+from demix.mixture import as_dict
+from demix.provenance import hash_file, provenance, write_text_atomic
+from demix.run import RunDir
+
+
+def available_tokens(
+    cfg: ExperimentConfig, run: RunDir, domains: list[str]
+) -> tuple[np.ndarray | None, dict]:
+    """(training tokens per source, sources per domain) from the manifest, else ``search.token_counts``."""
+    if run.manifest.is_file():
+        from demix.data.manifest import Manifest
+
+        m = Manifest.load(run)
+        info = {d.name: d for d in m.domains}
+        return np.array([info[d].train_tokens for d in domains], dtype=np.float64), {
+            d: list(info[d].sources) for d in domains
+        }
+    if cfg.search.token_counts is not None:
+        return np.array([float(cfg.search.token_counts[d]) for d in domains]), {}
+    return None, {}
+
+
+def mixture_document(
+    cfg: ExperimentConfig, rec: Recommendation, plan: TokenPlan, sources: dict, inputs: dict[str, str]
+) -> dict[str, Any]:
+    """The ``recommended_mixture.json`` document every other format renders."""
+    c = rec.chosen
+    d = rec.domains
+    return {
+        "schema": SCHEMA,
+        "name": cfg.name,
+        "choice": rec.choice,
+        "domains": d,
+        "general": rec.general,
+        "beta": rec.beta,
+        "ratios": as_dict(plan.ratios, d),
+        "target_tokens": plan.target_tokens,
+        "tokens": {n: int(t) for n, t in zip(d, plan.tokens, strict=True)},
+        "available_tokens": (
+            {n: int(a) for n, a in zip(d, plan.available, strict=True)}
+            if plan.available is not None
+            else None
+        ),
+        "epochs": as_dict(np.round(plan.epochs, 4), d) if plan.epochs is not None else None,
+        "max_epochs": plan.max_epochs,
+        "max_target_tokens": plan.max_target,
+        "merge_weights": as_dict(c.w, d) if c.w is not None else None,
+        "interval": c.to_json(d)["interval"],
+        "predicted": dict(c.predicted),
+        "alternatives": {
+            k: {"r": as_dict(a.r, d), "predicted": dict(a.predicted)}
+            for k, a in rec.candidates.items()
+            if k != rec.choice
+        },
+        "megatron_prefix": cfg.export.megatron_prefix,
+        "sources": sources,
+        "warnings": [*rec.warnings, *plan.warnings],
+        "provenance": provenance(inputs),
+    }
+
+
+def export(
+    cfg: ExperimentConfig, run: RunDir, target_tokens: int | None = None, *, progress: bool = True
+) -> list[Path]:
+    """Write the chosen mixture in every ``export.formats`` format; returns the files written.
+
+    Args:
+        target_tokens: size of the run the mixture is for (default ``export.target_tokens``).
+        progress: print warnings (epochs above the cap, the beta edge) to stderr.
+
+    Raises:
+        StageError: the search has not run or is unfinished.
+    """
+    rec = recommend(cfg, run)
+    target = int(target_tokens if target_tokens is not None else cfg.export.target_tokens)
+    avail, sources = available_tokens(cfg, run, rec.domains)
+    plan = token_plan(rec.domains, rec.chosen.r, target, avail, cfg.export.max_epochs)
+    if avail is None:
+        plan.warnings.append(
+            "token counts unknown (no manifest, no search.token_counts): epochs not computed"
+        )
+    inputs = {"recommendation": hash_file(run.export / "recommendation.json")}
+    doc = mixture_document(cfg, rec, plan, sources, inputs)
+    paths = []
+    for fmt in dict.fromkeys(["json", *cfg.export.formats]):
+        name, text = render(doc, fmt)
+        write_text_atomic(run.export / name, text)
+        paths.append(run.export / name)
+    if progress:
+        for w in doc["warnings"]:
+            print(f"warning: {w}", file=sys.stderr, flush=True)
+    return paths

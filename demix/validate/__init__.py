@@ -1,0 +1,38 @@
+"""Validation: train real reference models on sampled mixtures and measure how well proxies rank them.
+
+Public API::
+
+    validate(cfg, run, mixtures=None) -> dict     # validation/validation.json
+    fidelity(proxy, reference, ...) -> Fidelity    # DeMix's metrics (pure)
+    spearman(a, b), top_spearman(...), recovery(...), task_table(rows)
+
+Modules: ``metrics`` (pure fidelity metrics and bootstrap), ``stage`` (sampling, reference training,
+scoring, resumable), ``lawcompare`` (the law fitted on references vs on proxies).
+"""
+
+from __future__ import annotations
+
+from demix.validate.metrics import (
+    Fidelity,
+    TaskTable,
+    fidelity,
+    recovery,
+    spearman,
+    task_table,
+    top_k,
+    top_spearman,
+)
+from demix.validate.stage import sample_weights, validate
+
+__all__ = [
+    "Fidelity",
+    "TaskTable",
+    "fidelity",
+    "recovery",
+    "sample_weights",
+    "spearman",
+    "task_table",
+    "top_k",
+    "top_spearman",
+    "validate",
+]

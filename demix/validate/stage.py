@@ -1,0 +1,155 @@
+"""``demix validate``: train real reference models on sampled mixtures and measure proxy fidelity.
+
+N merge-weight vectors w are drawn from a seeded Dirichlet; a reference is trained from the base on
+the matching data ratios r = beta*e_G + (1-beta)*w with the components' token budget, so proxies
+and references cover the same set of mixtures (../DESIGN.md). Both are scored on every task (search
+and report roles), and :mod:`demix.validate.metrics` compares them. Per-mixture scores are cached in
+``validation/scores/<id>.json``: a stopped validation resumes, skipping references already trained
+and scored.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+from demix.config import ExperimentConfig
+from demix.errors import DemixError
+from demix.mixture import as_dict, weights_to_ratios
+from demix.provenance import hash_json, provenance, read_json, write_json_atomic
+from demix.run import RunDir
+from demix.validate import lawcompare
+from demix.validate.metrics import fidelity, task_table
+
+
+def sample_weights(k: int, n: int, seed: int, concentration: float) -> np.ndarray:
+    """(n, k) merge weights from a symmetric Dirichlet; the first n rows do not depend on n."""
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.dirichlet(np.full(k, concentration)) for _ in range(n)])
+
+
+def _log(progress: bool, msg: str) -> None:
+    if progress:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def _metrics_json(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Task -> {value, direction (max/min), group} from search TaskMetrics or evaluate Metrics."""
+    out = {}
+    for name, m in metrics.items():
+        d = str(getattr(m, "direction", "max"))
+        out[str(name)] = {
+            "value": float(m.value),
+            "direction": "min" if d in ("min", "lower") else "max",
+            "group": str(getattr(m, "group", "general") or "general"),
+        }
+    return out
+
+
+class _Scorers:
+    """The proxy scorer (merge engine + evaluator) and the reference evaluator, built on first use."""
+
+    def __init__(self, cfg: ExperimentConfig, run: RunDir) -> None:
+        self.cfg, self.run = cfg, run
+        self._proxy: Any = None
+
+    def proxy(self, w: np.ndarray) -> dict[str, Any]:
+        if self._proxy is None:
+            from demix.search.proxy import ProxyScorer
+
+            self._proxy = ProxyScorer(self.cfg, self.run)
+        s = self._proxy.score(w, "all")
+        return {"metrics": _metrics_json(s.metrics), "bpb": dict(s.bpb), "seconds": s.merge_s + s.eval_s}
+
+    def reference(self, path: Any) -> dict[str, Any]:
+        from demix.evaluate import Evaluator, build_tasks, load_checkpoint
+
+        suite = self._proxy.suite if self._proxy is not None else build_tasks(self.cfg, self.run)
+        model, tok = load_checkpoint(path, self.cfg.evaluate, tokenizer_dir=self.run.tokenizer)
+        res = Evaluator(self.cfg, self.run, model, tok, suite).evaluate("all")
+        return {"metrics": _metrics_json(res.metrics), "bpb": dict(res.bpb), "seconds": res.seconds}
+
+
+def validate(
+    cfg: ExperimentConfig, run: RunDir, mixtures: int | None = None, *, progress: bool = True
+) -> dict[str, Any]:
+    """Train references on sampled mixtures, score them and their proxies, write ``validation.json``.
+
+    Args:
+        mixtures: how many mixtures (default ``validate.mixtures``); raising it later adds mixtures
+            and keeps the ones already done.
+
+    Returns:
+        The ``validation/validation.json`` document.
+
+    Raises:
+        StageError: data not prepared or components not trained.
+        DemixError: fewer than 3 mixtures.
+    """
+    from demix.data.manifest import Manifest
+    from demix.train import train_reference
+
+    v = cfg.validate_
+    n = int(mixtures if mixtures is not None else v.mixtures)
+    if n < 3:
+        raise DemixError(f"--mixtures {n}: need at least 3 mixtures to rank")
+    domains = Manifest.load(run).names
+    tokens = int(v.reference_tokens if v.reference_tokens is not None else cfg.train.reference_budget)
+    W = sample_weights(len(domains), n, v.seed, v.concentration)
+    scorers = _Scorers(cfg, run)
+    eval_key = hash_json(cfg.evaluate.model_dump(mode="json"))
+    # a reference's id names its mixture and training settings: other settings, other references
+    train_key = hash_json([cfg.train.model_dump(mode="json"), cfg.model.model_dump(mode="json")])
+    rows: list[dict[str, Any]] = []
+    for i, w in enumerate(W):
+        r = weights_to_ratios(w, domains, cfg.general, cfg.train.beta)
+        ref_id = f"val-{i:03d}-{hash_json([train_key, tokens, np.round(w, 12).tolist()])[:8]}"
+        cache = run.validation / "scores" / f"{ref_id}.json"
+        if cache.is_file():
+            row = read_json(cache)
+            if row.get("eval_key") == eval_key:
+                rows.append(row)
+                continue
+        _log(progress, f"validate: reference {i + 1}/{n} ({ref_id}) on {tokens:,} tokens")
+        path = train_reference(cfg, run, r, ref_id, tokens=tokens, progress=progress)
+        row = {
+            "id": ref_id,
+            "w": as_dict(w, domains),
+            "r": as_dict(r, domains),
+            "reference_dir": str(path),
+            "proxy": scorers.proxy(w),
+            "reference": scorers.reference(path),
+            "eval_key": eval_key,
+        }
+        write_json_atomic(cache, row)
+        rows.append(row)
+    proxy = task_table([row["proxy"]["metrics"] for row in rows])
+    reference = task_table([row["reference"]["metrics"] for row in rows], proxy.tasks)
+    fid = fidelity(proxy, reference, replicates=v.bootstrap, seed=v.seed, top_fraction=v.top_fraction)
+    R = np.array([[row["r"][d] for d in domains] for row in rows])
+    laws = lawcompare.compare(cfg, domains, R, rows)
+    doc = {
+        "domains": domains,
+        "n": n,
+        "reference_tokens": tokens,
+        "mixtures": [
+            {k: row[k] for k in ("id", "w", "r", "reference_dir")}
+            | {"proxy": row["proxy"]["metrics"], "reference": row["reference"]["metrics"]}
+            | {"proxy_bpb": row["proxy"]["bpb"], "reference_bpb": row["reference"]["bpb"]}
+            for row in rows
+        ],
+        "tasks": proxy.tasks,
+        "fidelity": fid.to_json(),
+        "law": laws,
+        "provenance": provenance(
+            {
+                "config": hash_json(cfg.validate_.model_dump(mode="json")),
+                "evaluate": eval_key,
+                "mixtures": hash_json(W.tolist()),
+            }
+        ),
+    }
+    write_json_atomic(run.validation / "validation.json", doc)
+    return doc

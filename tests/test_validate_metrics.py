@@ -1,0 +1,84 @@
+"""Fidelity metrics with known answers, and the bootstrap's determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from demix.validate.metrics import (
+    fidelity,
+    rankdata,
+    recovery,
+    spearman,
+    task_table,
+    top_k,
+    top_spearman,
+)
+from demix.validate.stage import sample_weights
+
+
+def test_spearman_matches_scipy_with_ties() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 5, size=30).astype(float)
+    b = a + rng.normal(size=30)
+    assert spearman(a, b) == pytest.approx(spearmanr(a, b).statistic)
+    assert rankdata(np.array([3.0, 1.0, 3.0])).tolist() == [2.5, 1.0, 2.5]
+    assert spearman(np.arange(5), -np.arange(5)) == pytest.approx(-1.0)
+    assert np.isnan(spearman(np.ones(4), np.arange(4)))
+
+
+def test_top_quarter() -> None:
+    assert top_k(16) == 4 and top_k(5) == 2 and top_k(3) == 2
+    ref = np.arange(8, dtype=float)  # the top quarter is rows 6 and 7
+    proxy = np.array([7, 6, 5, 4, 3, 2, 0, 1], dtype=float)  # overall reversed, top two in order
+    assert spearman(proxy, ref) < 0
+    assert top_spearman(proxy, ref) == pytest.approx(1.0)
+
+
+def _rows(values: list[list[float]], tasks: list[tuple[str, str, str]]) -> list[dict]:
+    return [
+        {t: {"value": v, "direction": d, "group": g} for (t, d, g), v in zip(tasks, row, strict=True)}
+        for row in values
+    ]
+
+
+TASKS = [("acc_code", "max", "code"), ("bpb_code", "min", "code"), ("acc_math", "max", "math")]
+
+
+def test_recovery_inverts_lower_is_better() -> None:
+    proxy = task_table(_rows([[0.4, 2.0, 0.5]], TASKS))
+    ref = task_table(_rows([[0.5, 1.0, 0.5]], TASKS), proxy.tasks)
+    rec = recovery(proxy, ref)
+    # code: mean(0.4/0.5, 1.0/2.0) = 0.65; math: 1.0
+    assert rec["code"][0] == pytest.approx(0.65) and rec["math"][0] == pytest.approx(1.0)
+
+
+def test_fidelity_known_answers_and_bootstrap() -> None:
+    rng = np.random.default_rng(1)
+    n = 12
+    ref_vals = np.column_stack([rng.uniform(0.2, 0.6, n), rng.uniform(1, 3, n), rng.uniform(0.1, 0.9, n)])
+    proxy_vals = ref_vals * np.array([0.9, 1.1, 0.8])  # monotone in every task: perfect ranking
+    proxy_vals[:, 2] = ref_vals[::-1, 2].copy()  # math: unrelated order
+    proxy = task_table(_rows(proxy_vals.tolist(), TASKS))
+    ref = task_table(_rows(ref_vals.tolist(), TASKS), proxy.tasks)
+    f = fidelity(proxy, ref, replicates=200, seed=0)
+    assert f.n == n and f.k_top == 3
+    assert f.spearman["code"]["value"] == pytest.approx(1.0)
+    m = spearman(proxy_vals[:, 2], ref_vals[:, 2])
+    assert f.spearman["math"]["value"] == pytest.approx(m)
+    assert f.spearman["macro"]["value"] == pytest.approx((1.0 + m) / 2)
+    assert f.recovery["code"]["value"] == pytest.approx((0.9 + 1 / 1.1) / 2)
+    lo, hi = f.spearman["math"]["low"], f.spearman["math"]["high"]
+    assert lo <= f.spearman["math"]["value"] <= hi
+    again = fidelity(proxy, ref, replicates=200, seed=0)
+    assert again.to_json() == f.to_json()
+    with pytest.raises(ValueError):
+        fidelity(proxy, task_table(_rows(ref_vals[:5].tolist(), TASKS)), replicates=0)
+
+
+def test_sample_weights_prefix_stable() -> None:
+    a = sample_weights(4, 5, seed=7, concentration=1.0)
+    b = sample_weights(4, 8, seed=7, concentration=1.0)
+    np.testing.assert_array_equal(a, b[:5])
+    np.testing.assert_allclose(a.sum(axis=1), 1.0)
