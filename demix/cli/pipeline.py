@@ -78,10 +78,13 @@ def register(app: typer.Typer) -> None:
 
 
 def _print_mixture(path: Path) -> None:
+    """Print the exported data ratios, tokens and epochs, one line per source."""
     import json
 
-    data = json.loads(path.read_text())
-    sources = data.get("sources") or []
-    for src in sources:
-        if isinstance(src, dict) and "name" in src and "ratio" in src:
-            typer.echo(f"  {src['name']:<16} {float(src['ratio']):7.2%}")
+    doc = json.loads(path.read_text())
+    epochs = doc.get("epochs") or {}
+    typer.echo(f"  {'source':<12} {'ratio':>7} {'tokens':>12} {'epochs':>7}")
+    for d in doc["domains"]:
+        ep = epochs.get(d)
+        ep_s = f"{ep:7.2f}" if ep is not None else "      -"
+        typer.echo(f"  {d:<12} {doc['ratios'][d]:7.2%} {doc['tokens'][d]:>12,} {ep_s}")
