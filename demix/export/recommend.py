@@ -99,7 +99,7 @@ def _check_finished(cfg: ExperimentConfig, run: RunDir, table: TrialsTable) -> T
 
 def _context(cfg: ExperimentConfig, run: RunDir, domains: list[str]) -> tuple[Any, np.ndarray, np.ndarray]:
     """The search's constraints, pool prior and token counts, built the way the search built them."""
-    from demix.search.constraints import build_constraints
+    from demix.search.constraints import constraints_for
     from demix.search.context import domains_and_counts
     from demix.search.surrogate import pool_prior
 
@@ -108,18 +108,7 @@ def _context(cfg: ExperimentConfig, run: RunDir, domains: list[str]) -> tuple[An
         raise StageError(
             f"{run.trials_csv}: domains {domains} differ from the run's {names}; rerun the search"
         )
-    s = cfg.search
-    constraints = build_constraints(
-        s.constraints,
-        names,
-        general=cfg.general,
-        beta=cfg.train.beta,
-        min_weight=s.min_weight,
-        token_counts=counts,
-        target_tokens=cfg.export.target_tokens,
-        max_epochs=cfg.export.max_epochs,
-    )
-    return constraints, pool_prior(counts, s.demix.prior_power), counts
+    return constraints_for(cfg, names, counts), pool_prior(counts, cfg.search.demix.prior_power), counts
 
 
 def inputs_hash(cfg: ExperimentConfig, run: RunDir) -> dict[str, str]:

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from demix.config.search import ConstraintsConfig
+
+if TYPE_CHECKING:
+    from demix.config import ExperimentConfig
 from demix.errors import ConfigError
 
 TOL = 1e-9
@@ -224,3 +228,20 @@ def _check_feasible(
     )
     if res.status != 0:
         raise ConfigError(f"search.constraints: no mixture satisfies all of: {why}")
+
+
+def constraints_for(
+    cfg: ExperimentConfig, domains: Sequence[str], token_counts: np.ndarray | None
+) -> Constraints:
+    """The search's constraints on merge weights for this experiment (shared by search and export)."""
+    s = cfg.search
+    return build_constraints(
+        s.constraints,
+        domains,
+        general=cfg.general,
+        beta=cfg.train.beta,
+        min_weight=s.min_weight,
+        token_counts=token_counts,
+        target_tokens=cfg.export.target_tokens,
+        max_epochs=cfg.export.max_epochs,
+    )

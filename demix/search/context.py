@@ -13,7 +13,7 @@ from demix.config import ExperimentConfig
 from demix.errors import DataError
 from demix.mixture import weights_to_ratios
 from demix.run import RunDir
-from demix.search.constraints import Constraints, build_constraints
+from demix.search.constraints import Constraints, constraints_for
 from demix.search.samplers import SamplerContext, make_sampler
 from demix.search.scoring import Score, group_objectives, objective
 from demix.search.simplex import U_HIGH, Simplex
@@ -136,16 +136,7 @@ def build_context(
     """
     s = cfg.search
     domains, counts = domains_and_counts(cfg, run)
-    constraints = build_constraints(
-        s.constraints,
-        domains,
-        general=cfg.general,
-        beta=cfg.train.beta,
-        min_weight=s.min_weight,
-        token_counts=counts,
-        target_tokens=cfg.export.target_tokens,
-        max_epochs=cfg.export.max_epochs,
-    )
+    constraints = constraints_for(cfg, domains, counts)
     if s.parameterization == "prior_dirichlet":
         simplex = Simplex.around_prior(domains, counts, s.prior_concentration)
     else:
