@@ -9,6 +9,7 @@ stopped continues where it stopped.
 
 from __future__ import annotations
 
+import importlib
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,58 +22,14 @@ from demix.provenance import clear_stage, hash_json, mark_stage_done, stage_done
 from demix.run import RunDir
 
 
-def _prepare(cfg: ExperimentConfig, run: RunDir) -> None:
-    from demix.data import prepare
+def _lazy(module: str, name: str) -> Callable[[ExperimentConfig, RunDir], None]:
+    """A stage function imported only when the stage runs (keeps `demix --help` free of torch)."""
 
-    prepare(cfg, run)
+    def call(cfg: ExperimentConfig, run: RunDir) -> None:
+        getattr(importlib.import_module(module), name)(cfg, run)
 
-
-def _train_base(cfg: ExperimentConfig, run: RunDir) -> None:
-    from demix.train import train_base
-
-    train_base(cfg, run)
-
-
-def _train_components(cfg: ExperimentConfig, run: RunDir) -> None:
-    from demix.train import train_components
-
-    train_components(cfg, run)
-
-
-def _search(cfg: ExperimentConfig, run: RunDir) -> None:
-    from demix.search import run_search
-
-    run_search(cfg, run)
-
-
-def _law(cfg: ExperimentConfig, run: RunDir) -> None:
-    from demix.law import check
-
-    check(cfg, run)
-
-
-def _recommend(cfg: ExperimentConfig, run: RunDir) -> None:
-    from demix.export import recommend
-
-    recommend(cfg, run)
-
-
-def _export(cfg: ExperimentConfig, run: RunDir) -> None:
-    from demix.export import export
-
-    export(cfg, run)
-
-
-def _report(cfg: ExperimentConfig, run: RunDir) -> None:
-    from demix.export import report
-
-    report(cfg, run)
-
-
-def _validate(cfg: ExperimentConfig, run: RunDir) -> None:
-    from demix.validate import validate
-
-    validate(cfg, run)
+    call.__name__ = f"{module}.{name}"
+    return call
 
 
 @dataclass(frozen=True)
@@ -90,31 +47,37 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("prepare", ("corpora", "tokenizer"), (), _prepare),
-    Stage("train-base", ("model", "train"), ("prepare",), _train_base, outputs=("models/base",)),
+    Stage("prepare", ("corpora", "tokenizer"), (), _lazy("demix.data", "prepare")),
+    Stage(
+        "train-base",
+        ("model", "train"),
+        ("prepare",),
+        _lazy("demix.train", "train_base"),
+        outputs=("models/base",),
+    ),
     Stage(
         "train-components",
         ("model", "train"),
         ("train-base",),
-        _train_components,
+        _lazy("demix.train", "train_components"),
         outputs=("models/components",),
     ),
     Stage(
         "search",
         ("merge", "evaluate", "search", "export"),
         ("train-components",),
-        _search,
+        _lazy("demix.search", "run_search"),
         outputs=("search", "tasks"),
     ),
-    Stage("law", ("law", "search"), ("search",), _law, outputs=("law",)),
-    Stage("recommend", ("export", "search", "law"), ("law",), _recommend),
-    Stage("export", ("export",), ("recommend",), _export, outputs=("export",)),
-    Stage("report", ("export",), ("export",), _report, outputs=("report",)),
+    Stage("law", ("law", "search"), ("search",), _lazy("demix.law", "check"), outputs=("law",)),
+    Stage("recommend", ("export", "search", "law"), ("law",), _lazy("demix.export", "recommend")),
+    Stage("export", ("export",), ("recommend",), _lazy("demix.export", "export"), outputs=("export",)),
+    Stage("report", ("export",), ("export",), _lazy("demix.export", "report"), outputs=("report",)),
     Stage(
         "validate",
         ("validate", "evaluate", "train", "merge"),
         ("train-components",),
-        _validate,
+        _lazy("demix.validate", "validate"),
         optional=True,
         outputs=("validation", "models/references"),
     ),

@@ -28,6 +28,15 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def _settings(cfg: Any, suite: Any, role: str) -> tuple[Any, str, str, list[Any]]:
+    """What both on-disk ways share: eval config, device, dtype name, and the role's task specs."""
+    from demix.evaluate.harness import resolve_device, resolve_dtype
+
+    ec = cfg.evaluate
+    device = resolve_device(ec)
+    return ec, device, str(resolve_dtype(ec, device)).removeprefix("torch."), suite.for_role(role)
+
+
 def ondisk_trial(
     cfg: Any, run: Any, dirs: list[Path], w: list[float], suite: Any, role: str, out: Path
 ) -> tuple[float, dict[str, float]]:
@@ -38,12 +47,9 @@ def ondisk_trial(
     from mergekit.config import MergeConfiguration
     from mergekit.merge import MergeOptions, run_merge
 
-    from demix.evaluate.harness import _quiet, resolve_device, resolve_dtype
+    from demix.evaluate.harness import _quiet
 
-    ec = cfg.evaluate
-    device = resolve_device(ec)
-    dtype = str(resolve_dtype(ec, device)).removeprefix("torch.")
-    specs = suite.for_role(role)
+    ec, device, dtype, specs = _settings(cfg, suite, role)
     t0 = time.perf_counter()
     merge_cfg = MergeConfiguration.model_validate(
         {
@@ -80,12 +86,7 @@ def ondisk_cli_trial(
 
     import yaml
 
-    from demix.evaluate.harness import resolve_device, resolve_dtype
-
-    ec = cfg.evaluate
-    device = resolve_device(ec)
-    dtype = str(resolve_dtype(ec, device)).removeprefix("torch.")
-    specs = suite.for_role(role)
+    ec, device, dtype, specs = _settings(cfg, suite, role)
     bindir = Path(sys.executable).parent
     out.mkdir(parents=True, exist_ok=True)
     merge_yaml = out / "merge.yaml"
