@@ -48,19 +48,56 @@ def test_holdout_error_on_measured_losses(at70m):
         law = fit(R[tr], L[tr], CFG, aggregate=s)
         maes.append(float(np.mean(np.abs(law.predict_aggregate(R[te]) - y[te]))))
     print("held-out MAE per split", np.round(maes, 4), "mean", round(float(np.mean(maes)), 4))
-    # Measured: 0.0098, 0.0156, 0.0432 (mean 0.0229). The data's own noise bounds this: fitted on all
-    # 26 mixtures the law's in-sample error is already ~0.012 (next test).
-    assert np.mean(maes) <= 0.03
-    assert max(maes) <= 0.05
+    # Measured: 0.0098, 0.0156, 0.0432 (mean 0.0229; the full 6000-start grid gives the same). Split 2
+    # holds out mixtures with two domains at 0, where the law extrapolates. The issue's 0.012 came
+    # from the notebook's 0.0086, which is an in-sample error (next test); docs/perf/law.md.
+    assert np.mean(maes) <= 0.025
+    assert max(maes) <= 0.047
 
 
-def test_fit_error_matches_paper_notebook_protocol(at70m):
-    """The paper's notebook fits on all 26 mixtures and scores 6 of them (0.0086): in-sample error."""
+# The paper's notebook (mix_5_domains.ipynb) fits one law per group of validation subsets.
+GROUPS = {
+    "academic": [
+        "ArXiv",
+        "PubMed_Abstracts",
+        "PhilPapers",
+        "NIH_ExPorter",
+        "FreeLaw",
+        "USPTO_Backgrounds",
+        "PubMed_Central",
+    ],
+    "prose": ["PG19", "Books3", "BookCorpus2"],
+    "dialogue": ["Ubuntu_IRC", "OpenSubtitles", "EuroParl", "Enron_Emails", "HackerNews", "YoutubeSubtitles"],
+    "symbolic": ["DM_Mathematics", "Github"],
+    "internet": ["Pile-CC", "OpenWebText2", "StackExchange", "Wikipedia_en"],
+}
+# What the notebook printed for each group: log c, and its training loss (mean Huber, delta 0.05).
+NOTEBOOK_LOG_C = [0.9750, 1.2624, 1.1375, 0.4750, 1.2402]
+NOTEBOOK_HUBER = [5.682876e-4, 1.233430e-4, 5.513424e-4, 1.428199e-4, 8.165961e-5]
+
+
+def test_reproduces_the_paper_notebook_fit(table, at70m):
+    """The notebook's protocol: 5 groups, all 26 mixtures fitted, delta 0.05, no penalty.
+
+    Our solver reaches the notebook's optimum (same c, a training loss no higher), and its overall
+    loss error is in-sample: 0.0116 over all 26 mixtures (the notebook's 0.0086 is over 6 of them).
+    """
     R, L, s = at70m
-    law = fit(R, L, CFG, aggregate=s)
+    G = np.zeros((len(table.targets), len(GROUPS)))
+    for g, names in enumerate(GROUPS.values()):
+        G[[table.targets.index(n) for n in names], g] = s[[table.targets.index(n) for n in names]]
+    sg = G.sum(axis=0)
+    Lg = L @ (G / sg)
+    law = fit(R, Lg, CFG.model_copy(update={"huber_delta": 0.05, "ridge": 0.0}), aggregate=sg)
+    res = np.abs(law.predict(R) - Lg)
+    q = np.minimum(res, 0.05)
+    huber = (q * (res - 0.5 * q)).mean(axis=0)
+    print("mean Huber ours / notebook", np.round(huber / NOTEBOOK_HUBER, 6))
+    assert np.all(huber <= np.array(NOTEBOOK_HUBER) * 1.0001)
+    np.testing.assert_allclose(np.log(law.c), NOTEBOOK_LOG_C, atol=2e-3)
     mae = float(np.mean(np.abs(law.predict_aggregate(R) - L @ s)))
     print("in-sample MAE (all 26 mixtures)", round(mae, 4))
-    assert mae <= 0.015
+    assert mae <= 0.012
 
 
 def test_step_law_extrapolates_to_30000_steps(table):

@@ -81,7 +81,12 @@ def register(app: typer.Typer) -> None:
             ),
         ] = False,
     ) -> None:
-        """Fit L_i(r) = c_i + k_i exp(sum_j t_ij r_j) per validation domain and write the fit JSON."""
+        """Fit L_i(r) = c_i + k_i exp(sum_j t_ij r_j) per validation domain and write the fit JSON.
+
+        A ``loss:overall`` column is the overall validation loss: without --weights, the weights of
+        the per-domain losses in it are learned from the rows (or, with no per-domain columns, the
+        law is fitted to it directly), and `demix law predict` writes pred:aggregate.
+        """
         import numpy as np
 
         import demix.law as law
@@ -118,11 +123,24 @@ def register(app: typer.Typer) -> None:
             target_size=tsize,
             delta=lc.huber_delta,
         )
-        agg = _weights_file(weights, table.targets)
+        targets, L, overall = law.split_overall(table.targets, ext.L)
+        agg = _weights_file(weights, targets)
         run = RunDir(run_root) if run_root is not None else None
-        if agg is None and cfg is not None:
-            agg = law.aggregate_weights(cfg, run, table.targets)
-        fitted = law.fit(ext.R, ext.L, lc, domains=table.domains, targets=table.targets, aggregate=agg)
+        if overall is not None:
+            # loss:overall measured: given weights (--weights, law.aggregate_weights) or learned ones.
+            if agg is None and cfg is not None and cfg.law.aggregate_weights:
+                agg = law.aggregate_weights(cfg, run, targets)
+            fitted = law.fit_with_overall(
+                ext.R, L, overall, lc, domains=table.domains, targets=targets, aggregate=agg
+            )
+            how = fitted.info["aggregate"]
+            mae = how.get("measured_mae")
+            gap = f" (measured losses so weighted miss it by {mae:.4f} on average)" if mae is not None else ""
+            print(f"overall loss: {how['source']}{gap}")
+        else:
+            if agg is None and cfg is not None:
+                agg = law.aggregate_weights(cfg, run, targets)
+            fitted = law.fit(ext.R, L, lc, domains=table.domains, targets=targets, aggregate=agg)
         dest = out if out is not None else (run.law / "fit.json" if run is not None else None)
         if dest is None:
             raise DemixError(
@@ -137,7 +155,8 @@ def register(app: typer.Typer) -> None:
         }
         law.save_fit(fitted, dest, extra)
         _print_law(fitted)
-        fit_mae = float(np.nanmean(np.abs(fitted.predict(ext.R) - ext.L)))
+        measured = L if L.shape[1] or overall is None else overall[:, None]
+        fit_mae = float(np.nanmean(np.abs(fitted.predict(ext.R) - measured)))
         print(f"fitted on {len(ext.R)} mixtures, mean absolute fit error {fit_mae:.4f}; wrote {dest}")
 
     @law_app.command("predict")

@@ -15,7 +15,8 @@ class LawConfig(StrictModel):
     log_k_grid: tuple[float, float, int] = (-10.0, 1.0, 20)  # linspace(lo, hi, n) starts for log k
     random_t: int = Field(default=30, gt=0)  # random t starts per (log c, log k) pair
     max_iter: int = Field(default=40, gt=0)  # LM iterations per start (best starts converge in ~20)
-    ridge: float = Field(default=1e-4, ge=0)  # L2 penalty 0.5*ridge*|t|^2 against wild t; 0: the paper's fit
+    screen_iter: int = Field(default=15, gt=0)  # float32 LM iterations of every start before the polish
+    ridge: float = Field(default=1e-4, ge=0)  # 0.5*ridge*|t - mean t|^2 against wild t; 0: paper's fit
     polish: int = Field(
         default=32, ge=0
     )  # best starts per domain refit in float64 after a float32 pass; 0: off

@@ -5,6 +5,8 @@ Public API::
     fit(R, L, cfg.law, *, domains=, targets=, aggregate=, weights=) -> MixingLaw
     MixingLaw.predict(R) -> (n, V);  .predict_aggregate(R);  .t (V, K) interaction matrix
     learn_aggregate_weights(L, y) -> (V,)            # implicit aggregation (unknown validation mix)
+    fit_with_overall(R, L, y, cfg.law, *, domains=, targets=, aggregate=) -> MixingLaw  # loss:overall
+    split_overall(targets, L) -> (targets, L, y | None);  OVERALL = "overall"
     fit_power_laws(x, y) -> PowerLaws;  nested_extrapolate(R, L, step, size, target_step=, target_size=)
     optimize(law, bounds, *, weights=, starts=, seed=) -> Optimum;  bounds_for(cfg, domains, token_counts)
     optimize_for(cfg, law, domains) -> r (K,)
@@ -13,11 +15,12 @@ Public API::
 
 Modules: ``batch`` (the batched Huber/Levenberg-Marquardt solver every fit uses), ``mixing`` (the
 law), ``scaling`` (step and size laws), ``optimize`` (law optimum under the search's constraints),
-``io`` (tables and fit files), ``check`` (the cross-check). torch and scipy are imported where used.
+``aggregate`` (the overall loss: given, learned weights), ``io`` (tables and fit files), ``check`` (the cross-check). torch and scipy are imported where used.
 """
 
 from __future__ import annotations
 
+from demix.law.aggregate import OVERALL, fit_with_overall, split_overall
 from demix.law.check import check, holdout_errors, spearman
 from demix.law.io import (
     LawTable,
@@ -34,6 +37,7 @@ from demix.law.optimize import Optimum, RatioBounds, bounds_for, optimize, optim
 from demix.law.scaling import Extrapolated, PowerLaws, at_target, fit_power_laws, nested_extrapolate
 
 __all__ = [
+    "OVERALL",
     "Extrapolated",
     "LawTable",
     "MixingLaw",
@@ -46,6 +50,7 @@ __all__ = [
     "check",
     "fit",
     "fit_power_laws",
+    "fit_with_overall",
     "holdout_errors",
     "learn_aggregate_weights",
     "load_fit",
@@ -58,5 +63,6 @@ __all__ = [
     "resolve_input",
     "save_fit",
     "spearman",
+    "split_overall",
     "tidy_to_wide",
 ]

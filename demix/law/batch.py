@@ -2,7 +2,8 @@
 
 Every law demix fits has this shape: the mixing law (x = data ratios r, b = log k), the step law
 L(S) = E + B·S^-β (x = log S, t = -β) and the size law L(N) = E + A·N^-α (x = log N, t = -α).
-Parameters are (a, b, t) with a = log c and b = log k, so c, k > 0 without constraints.
+Parameters are (a, b, t) with a = log c and b = log k, so c, k > 0 without constraints; when the
+rows of X sum to 1 (the mixing law), b is a common shift of t and is left out (``intercept=False``).
 
 The loss is the summed Huber loss (as in Ye et al.). It is minimised by Levenberg-Marquardt on
 iteratively reweighted least squares (a Huber residual beyond δ gets weight δ/|res|), for all
@@ -64,21 +65,26 @@ def fit_batched(
     ridge: float = 0.0,
     single: bool = False,
     keep_all: bool = False,
+    intercept: bool = True,
 ) -> BatchFit:
     """Fit P problems from S starts each; return the best start of each problem.
 
     Args:
         X: (n, d) features shared by all problems, or (P, n, d) one set per problem.
         Y: (P, n) targets.
-        starts: (P, S, p) or (S, p) initial parameters (a, b, t_1..t_d), p = d + 2.
+        starts: (P, S, p) or (S, p) initial parameters (a, b, t_1..t_d), p = d + 2; without
+            ``intercept``, (a, t_1..t_d), p = d + 1.
         delta: Huber threshold.
         mask: (P, n) 1 for points that count (problems with fewer points pad with 0).
         max_iter: LM iterations; a start leaves the batch once its steps stop helping.
         tol: relative loss decrease below which a start counts as converged.
-        ridge: L2 penalty 0.5·ridge·|t|^2 (0: the paper's unpenalised fit).
+        ridge: L2 penalty 0.5·ridge·|t|^2 (0: the paper's unpenalised fit); without ``intercept``
+            on the centred t, 0.5·ridge·|t - mean(t)|^2, so log k = mean(t) is not shrunk.
         single: compute in float32 (half the memory traffic; for a first pass over many starts
             whose best ones are then polished in float64).
         keep_all: also return every start's final parameters and loss.
+        intercept: fit b. Mixing laws pass False: their rows of X sum to 1, so b and a common
+            shift of t are the same direction (an exactly singular Jacobian) and b is folded into t.
 
     Returns:
         The best start per problem, chosen by training Huber loss.
@@ -99,15 +105,27 @@ def fit_batched(
     theta_all = st.reshape(P * S, p).clone()
     pid_all = torch.arange(P).repeat_interleave(S)
     ones = torch.ones(n, 1, dtype=f64)
+    q = d + 1 if intercept else d  # width of the exponent design: [1, x] or x
+    if p != q + 1:
+        raise ValueError(f"starts have {p} parameters, expected {q + 1}")
     if shared:
-        Xa_s = torch.cat([ones, Xin], dim=1)  # (n, d+1): exponent design [1, x]
-        XX_s = (Xa_s[:, :, None] * Xa_s[:, None, :]).reshape(n, (d + 1) ** 2)
+        Xa_s = torch.cat([ones, Xin], dim=1) if intercept else Xin  # (n, q)
+        XX_s = (Xa_s[:, :, None] * Xa_s[:, None, :]).reshape(n, q * q)
     else:
-        Xa_p = torch.cat([ones.expand(P, n, 1), Xin], dim=2)  # (P, n, d+1)
-        XX_p = (Xa_p[..., :, None] * Xa_p[..., None, :]).reshape(P, n, (d + 1) ** 2)
-    reg = torch.zeros(p, dtype=f64)
-    reg[2:] = ridge
+        Xa_p = torch.cat([ones.expand(P, n, 1), Xin], dim=2) if intercept else Xin  # (P, n, q)
+        XX_p = (Xa_p[..., :, None] * Xa_p[..., None, :]).reshape(P, n, q * q)
+    # Penalty 0.5·ridge·|t|² (|t - mean t|² when b is folded into t); Q is its Hessian.
+    Q = torch.zeros(p, p, dtype=f64)
+    if intercept:
+        Q[2:, 2:] = ridge * torch.eye(d, dtype=f64)
+    else:
+        Q[1:, 1:] = ridge * (torch.eye(d, dtype=f64) - 1.0 / d)
     eye = 1e-12 * torch.eye(p, dtype=f64)
+    first_t = 2 if intercept else 1
+
+    def penalised(th: Any) -> Any:  # t, or t - mean(t): centred explicitly, not as θᵀQθ, which
+        t = th[:, first_t:]  # float32 cancellation can make negative for a huge common shift
+        return t if intercept else t - t.mean(-1, keepdim=True)
 
     def design(pid: Any) -> tuple[Any, Any]:
         if shared:
@@ -126,7 +144,7 @@ def fit_batched(
         hub = q * (ar - 0.5 * q)  # Huber: 0.5 res^2 within delta, delta (|res| - delta/2) beyond
         if m is not None:
             hub = hub * m
-        return g, res, hub.sum(-1) + 0.5 * (reg * th * th).sum(-1)
+        return g, res, hub.sum(-1) + 0.5 * ridge * (penalised(th) ** 2).sum(-1)
 
     rows = torch.arange(P * S)
     theta, pid = theta_all[rows], pid_all[rows]
@@ -144,7 +162,7 @@ def fit_batched(
         ea = torch.exp(theta[:, 0])
         B = len(rows)
         A = torch.empty(B, p, p, dtype=f64)
-        A[:, 1:, 1:] = mm(w * g * g, XX).reshape(B, d + 1, d + 1)
+        A[:, 1:, 1:] = mm(w * g * g, XX).reshape(B, q, q)
         cross = ea[:, None] * mm(w * g, Xa)
         A[:, 0, 1:] = cross
         A[:, 1:, 0] = cross
@@ -152,13 +170,14 @@ def fit_batched(
         grad = torch.empty(B, p, dtype=f64)
         grad[:, 0] = ea * (w * res).sum(-1)
         grad[:, 1:] = mm(w * g * res, Xa)
-        grad += reg * theta
-        A += torch.diag(reg)
+        grad[:, first_t:] += ridge * penalised(theta)
+        A += Q  # the penalty's Hessian
         diag = torch.diagonal(A, dim1=-2, dim2=-1).clamp(min=1e-12)
         H = A + torch.diag_embed(lam[:, None] * diag) + eye
-        cand = theta - torch.linalg.solve(H, grad[..., None])[..., 0]
+        step, info = torch.linalg.solve_ex(H, grad[..., None])
+        cand = theta - step[..., 0]
         g2, res2, loss2 = forward(cand, Xa, y, m)
-        ok = (loss2 < loss) & torch.isfinite(loss2)
+        ok = (loss2 < loss) & torch.isfinite(loss2) & (info == 0)  # a singular H: a larger lam
         gain = (loss - loss2) / loss.abs().clamp(min=1e-30)
         theta = torch.where(ok[:, None], cand, theta)
         g = torch.where(ok[:, None], g2, g)

@@ -191,6 +191,8 @@ def fit(
     starts = np.stack(
         [make_starts(cfg, K, names.index(tn) if tn in names else None, rng) for tn in tnames]
     )  # (V, S, K+2)
+    # Σ_j r_j = 1, so log k is a common shift of t: fold it in (a start (a, b, t) -> (a, t + b)).
+    starts = np.concatenate([starts[..., :1], starts[..., 2:] + starts[..., 1:2]], axis=-1)
     Y, M = np.nan_to_num(L).T, mask.T
     d, it, rg = cfg.huber_delta, cfg.max_iter, cfg.ridge
     n_starts, first_iters = int(starts.shape[1]), 0
@@ -198,21 +200,30 @@ def fit(
         if cfg.polish and starts.shape[1] > cfg.polish:
             # Every start in float32, then the best `polish` per domain again in float64.
             first = fit_batched(
-                R, Y, starts, delta=d, mask=M, max_iter=it, ridge=rg, single=True, keep_all=True
+                R,
+                Y,
+                starts,
+                delta=d,
+                mask=M,
+                max_iter=cfg.screen_iter,
+                ridge=rg,
+                single=True,
+                keep_all=True,
+                intercept=False,
             )
             assert first.all_theta is not None and first.all_loss is not None
             top = np.argsort(first.all_loss, axis=1, kind="stable")[:, : cfg.polish]
             first_iters = first.iterations
             starts = np.take_along_axis(first.all_theta, top[..., None], axis=1)
-        res = fit_batched(R, Y, starts, delta=d, mask=M, max_iter=it, ridge=rg)
+        res = fit_batched(R, Y, starts, delta=d, mask=M, max_iter=it, ridge=rg, intercept=False)
     th = res.theta
-    m = th[:, 2:].mean(axis=1)
+    m = th[:, 1:].mean(axis=1)
     law = MixingLaw(
         names,
         tnames,
         np.exp(th[:, 0]),
-        np.exp(th[:, 1] + m),
-        th[:, 2:] - m[:, None],
+        np.exp(m),
+        th[:, 1:] - m[:, None],
         res.loss,
         None,
         {
