@@ -162,6 +162,11 @@ def test_cli_recommend_export_report(tmp_path: Path) -> None:
     assert "above export.max_epochs=4" in r.stderr and "at most" in r.stderr
     doc = json.loads((run.export / "recommended_mixture.json").read_text())
     assert doc["target_tokens"] == 100_000_000_000 and doc["warnings"]
+    before = (run.export / "recommended_mixture.json").read_bytes()
+    r = demix_cli("export", run.root, "--tokens", "1T", "--strict")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "export.strict_epochs" in r.stderr and "epochs of" in r.stderr and "--tokens" in r.stderr
+    assert (run.export / "recommended_mixture.json").read_bytes() == before  # nothing overwritten
     r = demix_cli("report", run.root)
     assert r.returncode == 0, r.stderr
     assert (run.report / "report.html").is_file()

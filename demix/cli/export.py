@@ -81,12 +81,21 @@ def register(app: typer.Typer) -> None:
                 help="Size of the training run the mixture is for, e.g. 100B (default export.target_tokens).",
             ),
         ] = None,
+        strict: Annotated[
+            bool,
+            typer.Option(
+                "--strict",
+                help="Fail (exit 2, nothing written) when a source would exceed export.max_epochs.",
+            ),
+        ] = False,
     ) -> None:
         """Write the chosen mixture for a data team: data ratios (never merge weights), tokens and epochs
         per source, as JSON, YAML, CSV, a Megatron-LM blend, a HF interleave_datasets snippet and a summary."""
         from demix.export import export
 
         cfg, run = load(config, set_, run_dir)
+        if strict:
+            cfg = cfg.model_copy(update={"export": cfg.export.model_copy(update={"strict_epochs": True})})
         paths = export(cfg, run, target_tokens=_parse_tokens(tokens))
         md = run.export / "recommended_mixture.md"
         if md.is_file():

@@ -18,6 +18,7 @@ class ExportConfig(StrictModel):
     choose: Literal["surrogate_topk", "best_trial", "law"] = "surrogate_topk"
     target_tokens: Count = 100_000_000_000  # size of the production run the mixture is for
     max_epochs: float = Field(default=4.0, gt=0)  # warn above this many passes over a source
+    strict_epochs: bool = False  # above max_epochs: fail (exit 2, nothing written) instead of warning
     formats: list[ExportFormat] = Field(default_factory=lambda: list(EXPORT_FORMATS))
     bootstrap: int = Field(
         default=100, ge=0

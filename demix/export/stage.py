@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from demix.config import ExperimentConfig
+from demix.config.base import format_count
+from demix.errors import ConfigError
 from demix.export.formats import render
 from demix.export.plan import SCHEMA, TokenPlan, token_plan
 from demix.export.recommend import Recommendation, recommend
@@ -89,11 +91,22 @@ def export(
 
     Raises:
         StageError: the search has not run or is unfinished.
+        ConfigError: ``export.strict_epochs`` and a source would be repeated more than
+            ``export.max_epochs`` times (nothing is written).
     """
     rec = recommend(cfg, run)
     target = int(target_tokens if target_tokens is not None else cfg.export.target_tokens)
     avail, sources = available_tokens(cfg, run, rec.domains)
     plan = token_plan(rec.domains, rec.chosen.r, target, avail, cfg.export.max_epochs)
+    if cfg.export.strict_epochs and plan.over_cap:
+        worst = plan.over_cap[0]
+        e = float(plan.epochs[plan.domains.index(worst)]) if plan.epochs is not None else float("nan")
+        fix = f"at most --tokens {format_count(plan.max_target)}, " if plan.max_target else ""
+        raise ConfigError(
+            f"export.strict_epochs: a {format_count(target)}-token run would take {e:.1f} epochs of "
+            f"{worst!r} (sources over export.max_epochs={cfg.export.max_epochs:g}: "
+            f"{', '.join(plan.over_cap)}); use {fix}more data, or a higher export.max_epochs"
+        )
     if avail is None:
         plan.warnings.append(
             "token counts unknown (no manifest, no search.token_counts): epochs not computed"
