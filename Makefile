@@ -32,7 +32,7 @@ typecheck: venv
 	$(BIN)/mypy demix
 
 pytest: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test: lint typecheck pytest
 

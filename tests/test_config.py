@@ -75,6 +75,8 @@ def test_set_overrides_any_key() -> None:
         load_config(TINY_CONFIG, ["tokenizer.vocab_sise=10"])
     with pytest.raises(ConfigError, match=r"corpora\.general: .*'nope' is not a candidate"):
         load_config(TINY_CONFIG, ["corpora.general=nope"])
+    with pytest.raises(ConfigError, match=r"evaluate\.builtin\.objective_domains: 'nope' is not a candidate"):
+        load_config(TINY_CONFIG, ["evaluate.builtin.objective_domains=[prose,nope]"])
 
 
 @pytest.mark.parametrize(

@@ -176,3 +176,33 @@ def _task(name: str, **kw: Any) -> Any:
     from demix.config import TaskConfig
 
     return TaskConfig(name=name, **kw)
+
+
+def test_bpb_objective_searches_and_reports_on_different_documents(setup: dict[str, Any]) -> None:
+    cfg, run = make_run(setup["root"] / "bpbobj", "evaluate.builtin.bpb_objective=true")
+    suite = build_tasks(cfg, run)
+    reported = {s.domain: s for s in suite.report if s.kind == "bpb"}
+    assert set(reported) == {name for name, _ in DOMAINS}
+    for loss in suite.losses:
+        a = {x["text"] for x in _items(run.tasks / f"{loss.name}.jsonl")}
+        b = {x["text"] for x in _items(run.tasks / f"{reported[loss.domain].name}.jsonl")}
+        assert a and b and not a & b, f"{loss.domain}: search and report bits per byte share documents"
+    ev = Evaluator(cfg, run, tiny_model(seed=0), setup["tok"], suite)
+    search, report = ev.evaluate("search"), ev.evaluate("report")
+    assert {s.name for s in suite.losses} <= set(search.metrics)  # optimised ...
+    assert not {s.name for s in suite.losses} & set(report.metrics)  # ... but not reported on
+    assert {s.name for s in reported.values()} <= set(report.metrics)
+    assert report.bpb == search.bpb  # the law's losses are the same documents in either role
+
+
+def test_objective_domains_score_only_the_named_capabilities(setup: dict[str, Any]) -> None:
+    cfg, run = make_run(
+        setup["root"] / "objdom",
+        "evaluate.builtin.bpb_objective=true",
+        "evaluate.builtin.objective_domains=[prose,math]",
+    )
+    suite = build_tasks(cfg, run)
+    assert {s.domain for s in suite.losses} == {"prose", "code", "math"}  # the law still sees code
+    assert {s.domain for s in suite.losses if s.objective} == {"prose", "math"}
+    assert {s.domain for s in [*suite.search, *suite.report]} == {"prose", "math"}
+    assert suite.groups("search") == ["general", "math"]

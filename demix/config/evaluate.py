@@ -43,7 +43,12 @@ class BuiltinTasksConfig(StrictModel):
     context_chars: int = Field(default=600, gt=0)  # context kept before each item's answer
     metric: Literal["auto", "acc", "acc_norm"] = "auto"  # auto: acc_norm (per byte) for code lines, else acc
     kinds: dict[str, Literal["math", "code", "cloze"]] = Field(default_factory=dict)  # domain -> task kind
-    bpb_objective: bool = False  # count per-domain bits-per-byte in the objective (they always feed the law)
+    # Count per-domain bits per byte in the objective (they always feed the law); the report then
+    # scores bits per byte on other held-out documents. Useful where accuracy tasks sit near chance.
+    bpb_objective: bool = False
+    # Domains whose built-in tasks score proxies (default: every candidate). The others still get
+    # their bits per byte measured for the law: candidates that may help the scored capabilities.
+    objective_domains: list[str] | None = None
 
 
 class EvalConfig(StrictModel):

@@ -76,6 +76,10 @@ class ExperimentConfig(StrictModel):
                 f"merge.components must list every candidate in order ({', '.join(names)}), "
                 f"got {', '.join(self.merge.components)}"
             )
+        for name in sorted(set(self.evaluate.builtin.objective_domains or ()) - known):
+            raise ValueError(
+                f"evaluate.builtin.objective_domains: {name!r} is not a candidate ({', '.join(names)})"
+            )
         if self.law.aggregate_weights is not None:
             for name in sorted(set(self.law.aggregate_weights) - known):
                 raise ValueError(f"law.aggregate_weights: {name!r} is not a candidate")

@@ -1,10 +1,13 @@
 """lm-eval-harness on the live model: wrap it once, build the task dictionary once, evaluate often.
 
 The :class:`Evaluator` holds an lm-eval ``HFLM`` around the very model object the merge engine writes
-into (``lm.model is model``), so weights changed in place are what the next call evaluates. Each call
-runs ``lm_eval.evaluate`` with ``bootstrap_iters=0`` and no response cache (it is keyed by request
-only and would return stale answers after the weights change); standard errors are computed from the
-per-document values (:mod:`demix.evaluate.result`).
+into (``lm.model is model``), so weights changed in place are what the next call evaluates. It is
+demix's subclass :class:`~demix.evaluate.fastlm.LiveHFLM` (lm-eval's documented extension point), which
+scores log-likelihood requests with less work and the same results (``ev.lm.fast = False`` gives
+stock ``HFLM``'s computation; it also falls back by itself where its first-call probe disagrees with
+stock). Each call runs ``lm_eval.evaluate`` with ``bootstrap_iters=0`` and no response cache (it is
+keyed by request only and would return stale answers after the weights change); standard errors are
+computed from the per-document values (:mod:`demix.evaluate.result`).
 """
 
 from __future__ import annotations
@@ -268,7 +271,7 @@ class Evaluator:
         quiet: bool = True,
         task_dicts: dict[str, dict[str, Any]] | None = None,
     ) -> None:
-        from lm_eval.models.huggingface import HFLM
+        from demix.evaluate.fastlm import LiveHFLM
 
         self.cfg = cfg
         self.run = run
@@ -284,8 +287,11 @@ class Evaluator:
         if getattr(tokenizer, "pad_token_id", None) is None:
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.bos_token
         with _quiet(quiet):
-            self.lm = HFLM(
-                pretrained=model, tokenizer=tokenizer, batch_size=ec.batch_size, max_length=ec.max_length
+            self.lm = LiveHFLM(
+                pretrained=model,
+                tokenizer=tokenizer,
+                batch_size=ec.batch_size,
+                max_length=ec.max_length,
             )
         _memoize_encode(self.lm)
         self.task_dicts = task_dicts if task_dicts is not None else load_task_dicts(suite, ec)
@@ -391,9 +397,10 @@ def _collect(
         hib = (res.get("higher_is_better", {}).get(spec.name) or {}).get(metric_name)
         direction = spec.direction or ("lower" if hib is False else "higher")
         m = Metric(value, stderr, direction, spec.group, key, n, spec.role, spec.weight)
-        if spec.objective:
+        # Losses run with every role but count only where they are not being reported on.
+        if spec.objective and (spec.role != "loss" or role != "report"):
             out.metrics[spec.name] = m
-        if spec.kind == "bpb" and spec.domain is not None:
+        if spec.kind == "bpb" and spec.role == "loss" and spec.domain is not None:
             out.losses[spec.name] = m
             out.bpb[spec.domain] = value
         detail: dict[str, dict[str, float | None]] = {}

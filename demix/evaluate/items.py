@@ -54,9 +54,16 @@ def truncate(text: str, max_chars: int) -> str:
     return cut[:space] if space > max_chars // 2 else cut
 
 
-def bpb_texts(texts: Sequence[str], n: int, max_chars: int, rng: random.Random) -> list[str]:
-    """Up to ``n`` held-out documents (a seeded sample, in document order), each truncated."""
-    ids = [i for i, t in enumerate(texts) if t.strip()]
+def bpb_texts(
+    texts: Sequence[str], n: int, max_chars: int, rng: random.Random, *, exclude: Sequence[str] = ()
+) -> list[str]:
+    """Up to ``n`` held-out documents (a seeded sample, in document order), each truncated.
+
+    ``exclude``: documents (as returned by an earlier call) not to draw again, so a second call
+    gives a disjoint set (the report half of bits-per-byte when it counts in the objective).
+    """
+    taken = set(exclude)
+    ids = [i for i, t in enumerate(texts) if t.strip() and truncate(t, max_chars) not in taken]
     if len(ids) > n:
         ids = sorted(rng.sample(ids, n))
     return [truncate(texts[i], max_chars) for i in ids]

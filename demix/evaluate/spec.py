@@ -7,7 +7,8 @@ A :class:`TaskSuite` is what :func:`demix.evaluate.build_tasks` returns and what
 * ``report`` tasks: what a report judges the chosen mixture by (never optimised, so not leaked);
 * ``losses``: per-domain bits-per-byte on held-out text, run with every role; they become the trials
   table's ``loss:<domain>`` columns that the mixing law fits, and count in no objective unless
-  ``evaluate.builtin.bpb_objective`` says so.
+  ``evaluate.builtin.bpb_objective`` says so. Then they count in the search objective only, and
+  report tasks ``demix_bpb_<domain>_report`` on other held-out documents judge the report.
 """
 
 from __future__ import annotations

@@ -121,18 +121,35 @@ def _builtin_tasks(cfg: ExperimentConfig, run: RunDir) -> tuple[list[TaskSpec], 
     for domain in manifest.names:
         texts = manifest.val_texts(run, domain)
         group = groups.get(domain) or "general"
+        scored = b.objective_domains is None or domain in b.objective_domains
         rng = random.Random(f"{b.seed}:{domain}")
         if b.bpb:
             docs = bpb_texts(texts, b.bpb_docs, b.bpb_max_chars, rng)
             name = f"{PREFIX}bpb_{domain}"
-            _write_jsonl(tasks_dir / f"{name}.jsonl", [{"text": t, "prompt": ""} for t in docs])
-            _write_yaml(tasks_dir, name, _bpb_yaml(name, tasks_dir / f"{name}.jsonl"))
+            _write_bpb(tasks_dir, name, docs)
             specs.append(
                 TaskSpec(
-                    name, group, "bits_per_byte", "lower", "loss", "bpb", domain, objective=b.bpb_objective
+                    name,
+                    group,
+                    "bits_per_byte",
+                    "lower",
+                    "loss",
+                    "bpb",
+                    domain,
+                    objective=b.bpb_objective and scored,
                 )
             )
-        if b.accuracy:
+            if b.bpb_objective and scored:
+                # The search optimises bits per byte on `docs`; the report judges by other documents.
+                held = bpb_texts(texts, b.bpb_docs, b.bpb_max_chars, rng, exclude=docs)
+                if held:
+                    _write_bpb(tasks_dir, f"{name}_report", held)
+                    specs.append(
+                        TaskSpec(f"{name}_report", group, "bits_per_byte", "lower", "report", "bpb", domain)
+                    )
+                else:
+                    notes.append(f"{domain}: no held-out documents left for report bits per byte")
+        if b.accuracy and scored:
             kind = b.kinds.get(domain) or default_kind(group)
             if kind == "math" and sum(parse_answer(t) is not None for t in texts) < max(2, len(texts) // 2):
                 notes.append(f"{domain}: too few parseable final answers for math items; using cloze")
@@ -196,6 +213,11 @@ def _choice_yaml(name: str, data: Path) -> dict[str, Any]:
         ],
         "metadata": {"version": GENERATOR_VERSION, "generated_by": "demix"},
     }
+
+
+def _write_bpb(tasks_dir: Path, name: str, docs: list[str]) -> None:
+    _write_jsonl(tasks_dir / f"{name}.jsonl", [{"text": t, "prompt": ""} for t in docs])
+    _write_yaml(tasks_dir, name, _bpb_yaml(name, tasks_dir / f"{name}.jsonl"))
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
