@@ -143,3 +143,47 @@ def test_optimize_for_accepts_an_unnamed_law():
     R, L, *_ = _synthetic(K=len(cfg.domains), n=40, seed=8)
     r = optimize_for(cfg, fit(R, L, SMALL), cfg.domains)
     assert r[cfg.domains.index("code")] <= 0.1 + 1e-6 and r.sum() == pytest.approx(1.0)
+
+
+def _baselines(run_root, tasks: dict[str, tuple[str, list[float]]]) -> None:
+    import json
+
+    names = ["uniform", "only:a", "only:b"]
+    doc = {
+        "baselines": {
+            n: {
+                "score": {
+                    "metrics": {
+                        t: {"value": vals[i], "direction": "lower", "group": g, "weight": 1.0}
+                        for t, (g, vals) in tasks.items()
+                    }
+                }
+            }
+            for i, n in enumerate(names)
+        }
+    }
+    (run_root / "search").mkdir(parents=True, exist_ok=True)
+    (run_root / "search" / "baselines.json").write_text(json.dumps(doc))
+
+
+def test_objective_weights_make_the_law_rank_as_the_objective(tmp_path) -> None:
+    from demix.law.check import objective_weights
+    from demix.run import RunDir
+
+    run = RunDir(tmp_path)
+    # Two groups; "general" has two bpb tasks; "code" one. Spreads over the baselines: 1, 2, 0.5.
+    _baselines(
+        tmp_path,
+        {
+            "demix_bpb_a": ("general", [2.0, 1.5, 2.5]),
+            "demix_bpb_c": ("general", [3.0, 2.0, 4.0]),
+            "demix_bpb_b": ("code", [1.0, 1.2, 0.7]),
+        },
+    )
+    s = objective_weights(run, ["a", "b", "c", "d"])
+    raw = np.array([0.5 / 2 / 1.0, 1.0 / 2 / 0.5, 0.5 / 2 / 2.0, 0.0])  # weight/group/groups/spread
+    assert s is not None and np.allclose(s, raw / raw.sum())
+    _baselines(
+        tmp_path, {"demix_bpb_a": ("general", [2.0, 1.5, 2.5]), "arc_easy": ("general", [0.3, 0.4, 0.5])}
+    )
+    assert objective_weights(run, ["a", "b"]) is None  # an accuracy task: the law's loss is not the objective

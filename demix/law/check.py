@@ -112,6 +112,40 @@ def _token_counts(run: RunDir, domains: list[str]) -> np.ndarray | None:
     return np.array([counts[d] for d in domains]) if all(d in counts for d in domains) else None
 
 
+def objective_weights(run: RunDir, targets: list[str]) -> np.ndarray | None:
+    """Loss weights s under which the law's overall loss Σ s_d L_d ranks mixtures as the search does.
+
+    When every task of the search objective is a per-domain bits-per-byte task
+    (``evaluate.builtin.bpb_objective``), the objective is affine in those losses: each task is
+    normalised between its worst and best frozen baseline, averaged with its weight inside its group,
+    and groups are averaged. So s_d = weight / group weight / groups / baseline range, and the
+    law's optimum is directly comparable with the search's. ``None`` when the objective has other
+    tasks (then the law's overall loss is a different quantity, and the check says so).
+    """
+    if not run.baselines.is_file():
+        return None
+    baselines = read_json(run.baselines).get("baselines", {})
+    scores = [b["score"]["metrics"] for b in baselines.values() if "score" in b]
+    if not scores:
+        return None
+    by_name = {f"demix_bpb_{t}": i for i, t in enumerate(targets)}
+    tasks = scores[0]
+    if not tasks or any(name not in by_name for name in tasks):
+        return None
+    group_weight: dict[str, float] = {}
+    for m in tasks.values():
+        group_weight[m["group"]] = group_weight.get(m["group"], 0.0) + float(m.get("weight", 1.0))
+    s = np.zeros(len(targets))
+    for name, m in tasks.items():
+        values = [float(sc[name]["value"]) for sc in scores if name in sc]
+        spread = max(values) - min(values)
+        if spread > 0 and group_weight[m["group"]] > 0:
+            s[by_name[name]] += (
+                float(m.get("weight", 1.0)) / group_weight[m["group"]] / len(group_weight) / spread
+            )
+    return s / s.sum() if s.sum() > 0 else None
+
+
 def check(cfg: ExperimentConfig, run: RunDir) -> dict[str, Any]:
     """Cross-check the search with the law; write ``law/check.json`` (and ``law/fit.json``).
 
@@ -125,8 +159,16 @@ def check(cfg: ExperimentConfig, run: RunDir) -> dict[str, Any]:
     if not run.trials_csv.is_file():
         raise StageError(f"{run.trials_csv} missing: run `demix search {run.root}` first")
     table = read_table(run.trials_csv)
-    s = aggregate_weights(cfg, run, table.targets)
     lc = cfg.law
+    s_objective = None if lc.aggregate_weights else objective_weights(run, table.targets)
+    s = s_objective if s_objective is not None else aggregate_weights(cfg, run, table.targets)
+    aggregate_source = (
+        "the search objective (bits per byte weighted as the objective weighs them)"
+        if s_objective is not None
+        else "law.aggregate_weights"
+        if lc.aggregate_weights
+        else "held-out token counts (the search objective is not a function of these losses alone)"
+    )
     errors = holdout_errors(table, lc, s, splits=lc.check_splits, holdout=lc.holdout_fraction)
     ok = np.isfinite(table.L).all(axis=1)
     law: MixingLaw = fit(
@@ -180,6 +222,7 @@ def check(cfg: ExperimentConfig, run: RunDir) -> dict[str, Any]:
         "domains": table.domains,
         "targets": table.targets,
         "aggregate_weights": as_dict(s, table.targets),
+        "aggregate_source": aggregate_source,
         "holdout": {k: v for k, v in errors.items() if k != "points"},
         "points": [p for p in errors["points"] if p["split"] == 0],
         "law_optimum": {"r": as_dict(opt.r, table.domains), "predicted_loss": opt.loss},
