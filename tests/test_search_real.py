@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from demix.run import RunDir
 from demix.search import run_search
@@ -41,3 +42,17 @@ def test_demix_search_on_the_tiny_run(trained_run: RunDir, tmp_path: Path) -> No
     # resuming does no new work and changes nothing
     again = run_search(cfg, run, progress=False)
     assert [t.values for t in again.trials] == [t.values for t in study.trials]
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "gp", "cmaes", "qmc", "random"])
+def test_every_sampler_finishes_its_budget_on_real_proxies(
+    trained_run: RunDir, tmp_path: Path, sampler: str
+) -> None:
+    run = copy_run(trained_run, tmp_path / "run")
+    cfg = tiny_config(run.root, f"search.sampler={sampler}", "search.n_trials=3")
+    study = run_search(cfg, run, progress=False)
+    trials = [t for t in study.trials if "baseline" not in t.user_attrs]
+    assert len(trials) == 3 and all(t.state.name == "COMPLETE" and np.isfinite(t.value) for t in trials)
+    ws = [np.array(t.user_attrs["w"]) for t in trials]
+    assert all(np.isclose(w.sum(), 1.0) and (w >= 0).all() for w in ws)
+    assert len({tuple(np.round(w, 6)) for w in ws}) == 3  # three different proxies were merged
