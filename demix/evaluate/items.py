@@ -63,7 +63,7 @@ def bpb_texts(
     gives a disjoint set (the report half of bits-per-byte when it counts in the objective).
     """
     taken = set(exclude)
-    ids = [i for i, t in enumerate(texts) if t.strip() and truncate(t, max_chars) not in taken]
+    ids = [i for i, t in enumerate(texts) if t.strip() and not (taken and truncate(t, max_chars) in taken)]
     if len(ids) > n:
         ids = sorted(rng.sample(ids, n))
     return [truncate(texts[i], max_chars) for i in ids]

@@ -18,6 +18,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+PREFIX = "demix_"  # every generated task and file starts with this
+
+
+def bpb_task_name(domain: str) -> str:
+    """The name of ``domain``'s bits-per-byte loss task (also its key in ``search/baselines.json``)."""
+    return f"{PREFIX}bpb_{domain}"
+
+
 Direction = Literal["higher", "lower"]
 SpecRole = Literal["search", "report", "both", "loss"]
 EvalRole = Literal["search", "report", "all"]

@@ -17,7 +17,7 @@ import yaml
 from demix.config import ExperimentConfig
 from demix.errors import ConfigError
 from demix.evaluate.items import BUILDERS, KINDS, ChoiceItem, bpb_texts, parse_answer, split_docs
-from demix.evaluate.spec import TaskSpec, TaskSuite
+from demix.evaluate.spec import PREFIX, TaskSpec, TaskSuite, bpb_task_name
 from demix.provenance import (
     atomic_path,
     hash_file,
@@ -34,7 +34,6 @@ from demix.run import RunDir
 GENERATOR_VERSION = 2  # bump when item generation changes, so runs regenerate their tasks
 STAGE = "tasks"
 SUITE_FILE = "suite.json"
-PREFIX = "demix_"  # every generated task and file starts with this
 
 
 def default_kind(group: str | None) -> str:
@@ -125,7 +124,7 @@ def _builtin_tasks(cfg: ExperimentConfig, run: RunDir) -> tuple[list[TaskSpec], 
         rng = random.Random(f"{b.seed}:{domain}")
         if b.bpb:
             docs = bpb_texts(texts, b.bpb_docs, b.bpb_max_chars, rng)
-            name = f"{PREFIX}bpb_{domain}"
+            name = bpb_task_name(domain)
             _write_bpb(tasks_dir, name, docs)
             specs.append(
                 TaskSpec(

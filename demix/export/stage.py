@@ -99,12 +99,13 @@ def export(
     avail, sources = available_tokens(cfg, run, rec.domains)
     plan = token_plan(rec.domains, rec.chosen.r, target, avail, cfg.export.max_epochs)
     if cfg.export.strict_epochs and plan.over_cap:
-        worst = plan.over_cap[0]
-        e = float(plan.epochs[plan.domains.index(worst)]) if plan.epochs is not None else float("nan")
+        first = plan.over_cap[0]
+        assert plan.epochs is not None  # over_cap is empty when epochs are unknown
+        e = float(plan.epochs[plan.domains.index(first)])
         fix = f"at most --tokens {format_count(plan.max_target)}, " if plan.max_target else ""
         raise ConfigError(
             f"export.strict_epochs: a {format_count(target)}-token run would take {e:.1f} epochs of "
-            f"{worst!r} (sources over export.max_epochs={cfg.export.max_epochs:g}: "
+            f"{first!r} (sources over export.max_epochs={cfg.export.max_epochs:g}: "
             f"{', '.join(plan.over_cap)}); use {fix}more data, or a higher export.max_epochs"
         )
     if avail is None:

@@ -128,7 +128,9 @@ def objective_weights(run: RunDir, targets: list[str]) -> np.ndarray | None:
     scores = [b["score"]["metrics"] for b in baselines.values() if "score" in b]
     if not scores:
         return None
-    by_name = {f"demix_bpb_{t}": i for i, t in enumerate(targets)}
+    from demix.evaluate.spec import bpb_task_name
+
+    by_name = {bpb_task_name(t): i for i, t in enumerate(targets)}
     tasks = scores[0]
     if not tasks or any(name not in by_name for name in tasks):
         return None
