@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from demix.errors import ConfigError
 from demix.evaluate import Evaluator, build_tasks, load_checkpoint
 from demix.evaluate.result import EvalResult
 from tests.test_evaluate_support import DOMAINS, held_out, make_run, tiny_model, tiny_tokenizer, train_briefly
@@ -37,7 +38,7 @@ def test_build_tasks_roles_groups_and_disjoint_items(setup: dict[str, Any]) -> N
         s.metric == "bits_per_byte" and s.direction == "lower" and not s.objective for s in suite.losses
     )
     assert {s.group for s in suite.search} == {"general", "code", "math"}
-    assert {s.kind for s in suite.search} == {"cloze", "code", "math"}
+    assert {s.kind for s in suite.search} == {"cloze", "order", "equation"}  # defaults by group
     assert not {s.name for s in suite.search} & {s.name for s in suite.report}
     for s in suite.search:
         twin = suite.get(s.name.replace("_search", "_report"))
@@ -62,13 +63,37 @@ def test_build_tasks_is_idempotent(setup: dict[str, Any]) -> None:
     assert changed.specs == again.specs
 
 
-def test_math_items_parse_final_answers(setup: dict[str, Any]) -> None:
+def test_equation_and_order_items_are_the_document_as_written(setup: dict[str, Any]) -> None:
     run, suite = setup["run"], setup["suite"]
-    name = next(s.name for s in suite.search if s.kind == "math")
-    for x in _items(run.tasks / f"{name}.jsonl"):
-        assert x["context"].endswith("####")
-        true = x["choices"][x["label"]].strip()
-        assert true.lstrip("-").replace("/", "").replace(".", "").isdigit()
+    docs = {name: held_out(name) for name, _ in DOMAINS}
+    for kind, domain in (("equation", "math"), ("order", "code")):
+        name = next(s.name for s in suite.search if s.kind == kind)
+        items = _items(run.tasks / f"{name}.jsonl")
+        assert len(items) == 20  # accuracy_docs=40, half for the search
+        for x in items:
+            true = x["choices"][x["label"]]
+            assert x["context"] + true in docs[domain][x["doc"]]
+            assert all(sorted(c) == sorted(true) for c in x["choices"])  # same bytes, other order
+            assert sum(x["context"] + c in docs[domain][x["doc"]] for c in x["choices"]) == 1
+
+
+def test_accuracy_only_in_the_report(tmp_path: Path) -> None:
+    """accuracy_objective: false puts every item in the report, away from the searched bpb documents."""
+    cfg, run = make_run(
+        tmp_path / "run", "evaluate.builtin.accuracy_objective=false", "evaluate.builtin.bpb_objective=true"
+    )
+    suite = build_tasks(cfg, run)
+    acc = [s for s in suite if s.kind in ("equation", "order", "cloze")]
+    assert {s.role for s in acc} == {"report"} and len(acc) == 3
+    assert {s.weight for s in acc} == {0.0}  # shown beside the report objective, not counted in it
+    assert all(s.kind == "bpb" for s in suite.search)
+    for s in acc:
+        searched = {json.loads(line)["text"] for line in (run.tasks / f"demix_bpb_{s.domain}.jsonl").open()}
+        texts = held_out(s.domain)
+        for x in _items(run.tasks / f"{s.name}.jsonl"):
+            assert texts[x["doc"]][:300] not in {t[:300] for t in searched}
+    with pytest.raises(ConfigError, match="accuracy_objective: false leaves the search nothing"):
+        make_run(tmp_path / "bad", "evaluate.builtin.accuracy_objective=false")
 
 
 def test_live_weights_are_what_it_evaluates_and_match_the_checkpoint(

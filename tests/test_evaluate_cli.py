@@ -48,7 +48,7 @@ def test_proxy_scores_equal_its_exported_checkpoint(run_with_components: Any, tm
         "evaluate", run.root, "--weights", weights, "--role", "search", "--out", tmp_path / "live.json"
     )
     assert live.returncode == 0, live.stderr
-    assert "demix_math_math_search" in live.stdout
+    assert "demix_equation_math_search" in live.stdout
 
     engine = engine_for_run(cfg, run)
     engine.merge(parse_weights(weights, engine.names, normalize=True))

@@ -54,6 +54,19 @@ def test_group_weights() -> None:
     assert scores.group_objectives(r, BASELINES)["general"] == pytest.approx(0.75)
 
 
+def test_weight_zero_tasks_are_normalised_but_not_counted() -> None:
+    r = EvalResult(
+        {
+            "acc_a": Metric(0.6, None, "higher", "general", weight=0.0),  # report-only accuracy
+            "acc_b": Metric(0.2, None, "higher", "general"),
+            "bpb": Metric(2.0, None, "lower", "math", weight=0.0),
+        }
+    )
+    assert scores.normalized_tasks(r, BASELINES) == {"acc_a": 1.0, "acc_b": 0.0, "bpb": 0.0}
+    assert scores.group_objectives(r, BASELINES) == {"general": 0.0}  # math has nothing counted
+    assert scores.objective(r, BASELINES) == 0.0
+
+
 def test_average_rank_is_demix_macro_over_groups() -> None:
     rs = [
         _res({"acc_a": 0.9, "acc_b": 0.1, "bpb": 1.0}, DIRS, GROUPS),

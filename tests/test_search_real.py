@@ -34,8 +34,9 @@ def test_demix_search_on_the_tiny_run(trained_run: RunDir, tmp_path: Path) -> No
     assert any(c.startswith("metric:") for c in head)
     assert all(float(r[f"loss:{names[0]}"]) > 0 for r in rows)
     rec = json.loads((run.search / "recommendation.json").read_text())
-    assert set(rec["report"]) >= {"recommended", "uniform", "prior", "best_trial"}
+    assert set(rec["report"]) >= {"recommended", "uniform", "prior", "best_trial", "base_model"}
     assert np.isfinite(rec["report"]["recommended"]["objective"])
+    assert rec["report"]["base_model"]["w"] is None  # the model the components started from
     # report tasks are not the search tasks
     search_tasks = {c.removeprefix("metric:") for c in head if c.startswith("metric:")}
     assert not search_tasks & set(rec["report"]["recommended"]["metrics"])
@@ -57,3 +58,21 @@ def test_every_sampler_finishes_its_budget_on_real_proxies(
     ws = [np.array(t.user_attrs["w"]) for t in trials]
     assert all(np.isclose(w.sum(), 1.0) and (w >= 0).all() for w in ws)
     assert len({tuple(np.round(w, 6)) for w in ws}) == 3  # three different proxies were merged
+
+
+def test_scoring_the_base_checkpoint_leaves_the_next_merge_exact(trained_run: RunDir, tmp_path: Path) -> None:
+    from demix.evaluate import Evaluator, load_checkpoint
+    from demix.search.proxy import ProxyScorer
+
+    run = copy_run(trained_run, tmp_path / "run")
+    cfg = tiny_config(run.root)
+    sc = ProxyScorer(cfg, run)
+    w = np.full(len(sc.engine.names), 1.0 / len(sc.engine.names))
+    before = sc.score(w, "report")
+    base = sc.score_checkpoint(run.base, "report")
+    after = sc.score(w, "report")
+    assert {k: m.value for k, m in after.metrics.items()} == {k: m.value for k, m in before.metrics.items()}
+    model, tok = load_checkpoint(run.base, cfg.evaluate)
+    direct = Evaluator(cfg, run, model, tok, sc.suite).evaluate("report")
+    assert {k: m.value for k, m in base.metrics.items()} == {k: m.value for k, m in direct.metrics.items()}
+    assert base.bpb != before.bpb

@@ -71,6 +71,11 @@ def test_fidelity_known_answers_and_bootstrap() -> None:
     assert f.recovery["code"]["value"] == pytest.approx((0.9 + 1 / 1.1) / 2)
     lo, hi = f.spearman["math"]["low"], f.spearman["math"]["high"]
     assert lo <= f.spearman["math"]["value"] <= hi
+    # Each task alone: acc_math in unrelated order, the code tasks perfect (bpb_code lower-is-better on both sides).
+    assert f.task_spearman["acc_code"]["value"] == pytest.approx(1.0)
+    assert f.task_spearman["bpb_code"]["value"] == pytest.approx(1.0)
+    assert f.task_spearman["acc_math"]["value"] == pytest.approx(m)
+    assert set(f.to_json()["task_spearman"]) == {"acc_code", "bpb_code", "acc_math"}
     again = fidelity(proxy, ref, replicates=200, seed=0)
     assert again.to_json() == f.to_json()
     with pytest.raises(ValueError):

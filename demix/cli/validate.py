@@ -22,6 +22,10 @@ def format_fidelity(doc: dict[str, Any]) -> str:
     for g in fid["spearman"]:
         cells = [interval_text(fid[m][g]) for m in ("spearman", "top_spearman", "recovery")]
         lines.append(f"{g:<12}{cells[0]:>24}{cells[1]:>26}{cells[2]:>26}")
+    tasks = fid.get("task_spearman") or {}
+    if tasks:
+        lines.append("Spearman of each task alone:")
+        lines += [f"  {t:<36}{interval_text(v):>24}" for t, v in tasks.items()]
     law = doc.get("law") or {}
     if "t_correlation" in law:
         lines.append(f"law on references vs on proxies: t_ij correlation {law['t_correlation']:.3f}")

@@ -37,12 +37,17 @@ class BuiltinTasksConfig(StrictModel):
     bpb_max_chars: int = Field(default=1500, gt=0)  # truncate long documents to keep evaluation cheap
     accuracy: bool = True  # math / code / prose multiple-choice tasks
     accuracy_docs: int = Field(default=200, gt=0)  # items per accuracy task (split search/report)
+    # false: accuracy tasks are report-only (all items, none optimised) and shown beside the report
+    # objective, not counted in it, which stays the held-out twin of what the search optimises; e.g.
+    # the search optimises bits per byte (bpb_objective) and accuracy shows whether that carried over.
+    accuracy_objective: bool = True
     report_fraction: float = Field(default=0.5, gt=0, lt=1)  # items held back for the report tasks
     seed: int = 0
     choices: int = Field(default=4, ge=2, le=10)  # options per accuracy item (1 true + distractors)
     context_chars: int = Field(default=600, gt=0)  # context kept before each item's answer
     metric: Literal["auto", "acc", "acc_norm"] = "auto"  # auto: acc_norm (per byte) for code lines, else acc
-    kinds: dict[str, Literal["math", "code", "cloze"]] = Field(default_factory=dict)  # domain -> task kind
+    # domain -> task kind; default by group: math -> equation, code -> order, else cloze (demix.evaluate.items)
+    kinds: dict[str, Literal["equation", "order", "math", "code", "cloze"]] = Field(default_factory=dict)
     # Count per-domain bits per byte in the objective (they always feed the law); the report then
     # scores bits per byte on other held-out documents. Useful where accuracy tasks sit near chance.
     bpb_objective: bool = False
@@ -72,6 +77,13 @@ class EvalConfig(StrictModel):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"evaluate.tasks lists {', '.join(dup)} more than once")
+        b = self.builtin
+        searched = [t for t in self.tasks if t.role in ("search", "both")]
+        if b.enabled and b.accuracy and not b.accuracy_objective and not b.bpb_objective and not searched:
+            raise ValueError(
+                "evaluate.builtin.accuracy_objective: false leaves the search nothing to optimise; "
+                "set evaluate.builtin.bpb_objective: true or add a search task to evaluate.tasks"
+            )
         both = [t.name for t in self.tasks if t.role == "both"]
         if both and not self.allow_overlap:
             raise ValueError(

@@ -60,12 +60,16 @@ def normalized_tasks(result: EvalResult, baselines: Mapping[str, ValuesLike]) ->
 
 
 def group_objectives(result: EvalResult, baselines: Mapping[str, ValuesLike]) -> dict[str, float]:
-    """Group -> weighted mean of its tasks' normalised scores, groups sorted by name."""
+    """Group -> weighted mean of its tasks' normalised scores, groups sorted by name.
+
+    Tasks of weight 0 are shown elsewhere but not counted; a group with no counted task is left out.
+    """
     norm = normalized_tasks(result, baselines)
     acc: dict[str, list[tuple[float, float]]] = {}
     for task, v in norm.items():
         m = result.metrics[task]
-        acc.setdefault(m.group, []).append((v, m.weight))
+        if m.weight > 0:
+            acc.setdefault(m.group, []).append((v, m.weight))
     return {g: float(sum(v * w for v, w in acc[g]) / sum(w for _, w in acc[g])) for g in sorted(acc)}
 
 

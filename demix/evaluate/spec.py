@@ -46,7 +46,8 @@ class TaskSpec:
         domain: the candidate a built-in task was generated from.
         limit: documents evaluated per call (``None``: all).
         num_fewshot: few-shot examples (``None``: the task's default).
-        weight: weight of the task inside its group's mean.
+        weight: weight of the task inside its group's mean; 0: scored and shown, not counted
+            (report-only accuracy tasks, ``evaluate.builtin.accuracy_objective: false``).
         objective: whether the task counts in the objective (bits-per-byte tasks do not, by default).
     """
 

@@ -15,8 +15,9 @@ from typing import Any
 import yaml
 
 from demix.config import ExperimentConfig
+from demix.config.evaluate import BuiltinTasksConfig
 from demix.errors import ConfigError
-from demix.evaluate.items import BUILDERS, KINDS, ChoiceItem, bpb_texts, parse_answer, split_docs
+from demix.evaluate.items import BUILDERS, KINDS, ChoiceItem, bpb_texts, split_docs, truncate, usable
 from demix.evaluate.spec import PREFIX, TaskSpec, TaskSuite, bpb_task_name
 from demix.provenance import (
     atomic_path,
@@ -31,14 +32,29 @@ from demix.provenance import (
 )
 from demix.run import RunDir
 
-GENERATOR_VERSION = 2  # bump when item generation changes, so runs regenerate their tasks
+GENERATOR_VERSION = 3  # bump when item generation changes, so runs regenerate their tasks
 STAGE = "tasks"
 SUITE_FILE = "suite.json"
 
 
+# When a domain's held-out text can't make items of a kind, the next one that can is used.
+FALLBACK: dict[str, tuple[str, ...]] = {
+    "equation": ("math", "cloze"),
+    "math": ("cloze",),
+    "order": ("code",),
+    "code": (),
+    "cloze": (),
+}
+
+
 def default_kind(group: str | None) -> str:
     """The accuracy task a domain gets from its capability group."""
-    return {"math": "math", "code": "code"}.get(group or "", "cloze")
+    return {"math": "equation", "code": "order"}.get(group or "", "cloze")
+
+
+def choose_kind(kind: str, texts: list[str]) -> str:
+    """``kind`` when the held-out text supports it, else its first usable fallback."""
+    return next(k for k in (kind, *FALLBACK[kind], "cloze") if usable(k, texts))
 
 
 def build_tasks(cfg: ExperimentConfig, run: RunDir) -> TaskSuite:
@@ -122,6 +138,7 @@ def _builtin_tasks(cfg: ExperimentConfig, run: RunDir) -> tuple[list[TaskSpec], 
         group = groups.get(domain) or "general"
         scored = b.objective_domains is None or domain in b.objective_domains
         rng = random.Random(f"{b.seed}:{domain}")
+        searched_bpb: list[str] = []  # documents whose bits per byte the search optimises
         if b.bpb:
             docs = bpb_texts(texts, b.bpb_docs, b.bpb_max_chars, rng)
             name = bpb_task_name(domain)
@@ -139,6 +156,7 @@ def _builtin_tasks(cfg: ExperimentConfig, run: RunDir) -> tuple[list[TaskSpec], 
                 )
             )
             if b.bpb_objective and scored:
+                searched_bpb = docs
                 # The search optimises bits per byte on `docs`; the report judges by other documents.
                 held = bpb_texts(texts, b.bpb_docs, b.bpb_max_chars, rng, exclude=docs)
                 if held:
@@ -149,16 +167,11 @@ def _builtin_tasks(cfg: ExperimentConfig, run: RunDir) -> tuple[list[TaskSpec], 
                 else:
                     notes.append(f"{domain}: no held-out documents left for report bits per byte")
         if b.accuracy and scored:
-            kind = b.kinds.get(domain) or default_kind(group)
-            if kind == "math" and sum(parse_answer(t) is not None for t in texts) < max(2, len(texts) // 2):
-                notes.append(f"{domain}: too few parseable final answers for math items; using cloze")
-                kind = "cloze"
-            search_ids, report_ids = split_docs(len(texts), b.report_fraction, rng)
-            n_report = max(1, round(b.accuracy_docs * b.report_fraction))
-            for role, ids, n in (
-                ("search", search_ids, b.accuracy_docs - n_report),
-                ("report", report_ids, n_report),
-            ):
+            wanted = b.kinds.get(domain) or default_kind(group)
+            kind = choose_kind(wanted, texts)
+            if kind != wanted:
+                notes.append(f"{domain}: too few held-out documents make {wanted} items; using {kind}")
+            for role, ids, n in _accuracy_sides(b, texts, searched_bpb, rng):
                 items = BUILDERS[kind](texts, ids, n, rng, n_choices=b.choices, context_chars=b.context_chars)
                 name = f"{PREFIX}{kind}_{domain}_{role}"
                 if not items:
@@ -169,7 +182,9 @@ def _builtin_tasks(cfg: ExperimentConfig, run: RunDir) -> tuple[list[TaskSpec], 
                 _write_jsonl(tasks_dir / f"{name}.jsonl", [it.to_json() for it in items])
                 _write_yaml(tasks_dir, name, _choice_yaml(name, tasks_dir / f"{name}.jsonl"))
                 metric = b.metric if b.metric != "auto" else ("acc_norm" if kind == "code" else "acc")
-                specs.append(TaskSpec(name, group, metric, "higher", role, kind, domain))  # type: ignore[arg-type]
+                # Report-only accuracy is shown beside the report objective, not counted in it (weight 0).
+                weight = 1.0 if b.accuracy_objective else 0.0
+                specs.append(TaskSpec(name, group, metric, "higher", role, kind, domain, weight=weight))  # type: ignore[arg-type]
     # Remove what an earlier generation left (after writing: a concurrent worker writes the same files).
     keep = {f"{s.name}{ext}" for s in specs for ext in (".yaml", ".jsonl")}
     for old in tasks_dir.glob(f"{PREFIX}*"):
@@ -193,6 +208,23 @@ def _bpb_yaml(name: str, data: Path) -> dict[str, Any]:
         "metric_list": [{"metric": "bits_per_byte"}],
         "metadata": {"version": GENERATOR_VERSION, "generated_by": "demix"},
     }
+
+
+def _accuracy_sides(
+    b: BuiltinTasksConfig, texts: list[str], searched_bpb: list[str], rng: random.Random
+) -> list[tuple[str, list[int], int]]:
+    """(role, held-out document ids, item count) of a domain's accuracy tasks.
+
+    Split into disjoint search and report documents; with ``accuracy_objective: false`` all items
+    go to the report, from documents the search does not optimise bits per byte on.
+    """
+    if not b.accuracy_objective:
+        used = set(searched_bpb)
+        ids = [i for i, t in enumerate(texts) if not (used and truncate(t, b.bpb_max_chars) in used)]
+        return [("report", ids, b.accuracy_docs)]
+    search_ids, report_ids = split_docs(len(texts), b.report_fraction, rng)
+    n_report = max(1, round(b.accuracy_docs * b.report_fraction))
+    return [("search", search_ids, b.accuracy_docs - n_report), ("report", report_ids, n_report)]
 
 
 def _choice_yaml(name: str, data: Path) -> dict[str, Any]:
@@ -229,4 +261,4 @@ def _write_yaml(tasks_dir: Path, name: str, body: dict[str, Any]) -> None:
     write_text_atomic(tasks_dir / f"{name}.yaml", yaml.safe_dump(body, sort_keys=False, allow_unicode=True))
 
 
-__all__ = ["KINDS", "ChoiceItem", "build_tasks", "default_kind"]
+__all__ = ["KINDS", "ChoiceItem", "build_tasks", "choose_kind", "default_kind"]

@@ -145,6 +145,23 @@ def _candidates_section(rec: Recommendation) -> Section:
         ]
         sec.text("Scored on the held-out report tasks (never optimised on), against the baselines:")
         sec.table(["mixture", "report objective", "per group"], rep)
+        tasks = sorted({t for v in rec.search_report.values() for t in v.get("metrics") or {}})
+        if tasks:
+            uncounted = {
+                t for v in rec.search_report.values() for t, w in (v.get("weights") or {}).items() if w == 0
+            }
+            sec.text(
+                "The report tasks' own values (base_model: the model the components were trained from"
+                + ("; * not optimised and not counted in the report objective" if uncounted else "")
+                + "):"
+            )
+            sec.table(
+                ["mixture", *[t + (" *" if t in uncounted else "") for t in tasks]],
+                [
+                    [n, *[_f((v.get("metrics") or {}).get(t)) for t in tasks]]
+                    for n, v in rec.search_report.items()
+                ],
+            )
     if rec.pareto:
         groups = sorted(rec.pareto[0]["objectives"])
         prow = [

@@ -8,6 +8,7 @@ one fused merge (no disk I/O) and one evaluation.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,7 @@ def _metric(m: Any) -> TaskMetric:
         direction=_direction(getattr(m, "direction", "higher")),  # type: ignore[arg-type]
         group=str(getattr(m, "group", None) or "general"),
         stderr=float(stderr) if isinstance(stderr, int | float) else None,
-        weight=float(getattr(m, "weight", None) or 1.0),
+        weight=float(1.0 if getattr(m, "weight", None) is None else m.weight),
     )
 
 
@@ -68,10 +69,28 @@ class ProxyScorer:
             np.asarray(w, dtype=np.float64), method=m.method, normalize=m.normalize, params=m.method_params
         )
         _sync(self.engine.model)
-        merge_s = time.perf_counter() - t0
-        t1 = time.perf_counter()
+        return self._evaluate(role, merge_s=time.perf_counter() - t0)
+
+    def score_checkpoint(self, path: Path, role: Role = "report") -> Score:
+        """Load a checkpoint of the same architecture (the run's base model) into the live model and
+        score it, so a report can show what the components added to where they started.
+
+        The next :meth:`score` merges over every parameter, so nothing of it stays behind.
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        other = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+        with torch.no_grad():
+            self.engine.model.load_state_dict(other.state_dict(), strict=True)
+        del other
+        _sync(self.engine.model)
+        return self._evaluate(role, merge_s=0.0)
+
+    def _evaluate(self, role: Role, merge_s: float) -> Score:
+        t0 = time.perf_counter()
         res = self.evaluator.evaluate(role)
-        eval_s = time.perf_counter() - t1
+        eval_s = time.perf_counter() - t0
         metrics = {str(k): _metric(m) for k, m in res.metrics.items()}
         bpb = {str(k): float(v) for k, v in (getattr(res, "bpb", None) or {}).items()}
         return Score(metrics, bpb, merge_s, eval_s)

@@ -18,6 +18,8 @@ from demix.provenance import hash_json, provenance, read_json, write_json_atomic
 from demix.search.scoring import Score, Scorer, group_objectives, objective
 from demix.search.surrogate import recommend_topk
 
+BASE_MODEL = "base_model"  # the run's base model in the report: a reference, not a baseline
+
 if TYPE_CHECKING:
     import optuna
 
@@ -74,12 +76,24 @@ def write_recommendation(
             if progress:
                 print(f"report: scored {name}", file=sys.stderr, flush=True)
         base = {n: v for n, v in scored.items() if n not in ("recommended", "best_trial")}
+        # The model the components were trained from, for reference (not one of the baselines).
+        score_checkpoint = getattr(sc, "score_checkpoint", None)
+        if score_checkpoint is not None and (ctx.run.base / "config.json").is_file():
+            try:
+                scored[BASE_MODEL] = score_checkpoint(ctx.run.base, "report")
+            except RuntimeError as e:  # components brought from elsewhere, another architecture
+                print(f"report: {ctx.run.base} not scored: {str(e).splitlines()[0]}", file=sys.stderr)
+            else:
+                if progress:
+                    print(f"report: scored {BASE_MODEL}", file=sys.stderr, flush=True)
         for name, sco in scored.items():
             report[name] = {
                 "objective": objective(sco, base),
                 "objectives": group_objectives(sco, base),
                 "metrics": {k: m.value for k, m in sco.metrics.items()},
-                "w": as_dict(mixes[name], ctx.domains),
+                "stderr": {k: m.stderr for k, m in sco.metrics.items()},
+                "weights": {k: m.weight for k, m in sco.metrics.items()},  # 0: shown, not counted
+                "w": as_dict(mixes[name], ctx.domains) if name in mixes else None,
             }
     rec = report.get("recommended", {}).get("objective")
     out = {

@@ -142,6 +142,7 @@ class Fidelity:
     top_spearman: dict[str, dict[str, float]] = field(default_factory=dict)
     recovery: dict[str, dict[str, float]] = field(default_factory=dict)
     group_scores: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # proxy/reference
+    task_spearman: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> ..., each task alone
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -151,6 +152,7 @@ class Fidelity:
             "top_spearman": self.top_spearman,
             "recovery": self.recovery,
             "group_scores": self.group_scores,
+            "task_spearman": self.task_spearman,
         }
 
 
@@ -164,6 +166,9 @@ def _stats(proxy: TaskTable, reference: TaskTable, idx: np.ndarray, fraction: fl
         out[f"spearman:{g}"] = spearman(pg[g], rg[g])
         out[f"top:{g}"] = top_spearman(pg[g], rg[g], fraction)
         out[f"recovery:{g}"] = float(np.nanmean(rec[g][idx]))
+    p, r = proxy.signed()[idx], reference.signed()[idx]
+    for i, t in enumerate(proxy.tasks):
+        out[f"task:{t}"] = spearman(p[:, i], r[:, i])
     for key in ("spearman", "top", "recovery"):
         vals = [out[f"{key}:{g}"] for g in groups]
         out[f"{key}:macro"] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
@@ -226,4 +231,5 @@ def fidelity(
         top_spearman={g: entry(f"top:{g}") for g in groups},
         recovery={g: entry(f"recovery:{g}") for g in groups},
         group_scores={g: {"proxy": pg[g].tolist(), "reference": rg[g].tolist()} for g in proxy.group_names},
+        task_spearman={t: entry(f"task:{t}") for t in proxy.tasks},
     )
