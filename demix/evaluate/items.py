@@ -1,34 +1,26 @@
 """Built-in evaluation items made from held-out documents (pure: texts in, items out).
 
-Each accuracy item is a multiple-choice question about a held-out document. Two kinds are what a
-small proxy (1M-100M parameters) moves well above chance by learning its domain, and are the
-defaults: ``equation`` (math: a worked step as written among the same numbers in other places) and
-``order`` (code: the next line as written among the same tokens in another order). Their choices
-have the same bytes, so summed log-likelihood is not biased by length. Three kinds need more model:
-``math`` (the final answer of a worked problem among numbers from its steps and from other
-problems), ``code`` (the true next line among lines from other files) and ``cloze`` (the last word
-of a sentence among sentence-final words from other documents; the default for general text).
-Distractors come from the same side (search or report) of the document split, so the two sides
-share no text.
+Each accuracy item is a multiple-choice question about a held-out document. This module holds what
+every kind shares (the item, the document split, truncation, shuffling, round-robin over documents)
+and three kinds that need more model than the demo's: ``math`` (the final answer of a worked
+problem among numbers from its steps and from other problems), ``code`` (the true next line among
+lines from other files) and ``cloze`` (the last word of a sentence among sentence-final words from
+other documents; the default for general text). :mod:`demix.evaluate.permuted` has the two kinds a
+small proxy moves (``equation``, ``order``); :mod:`demix.evaluate.kinds` the registry. Distractors
+come from the same side (search or report) of the document split, so the two sides share no text.
 """
 
 from __future__ import annotations
 
-import itertools
 import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-KINDS = ("equation", "order", "math", "code", "cloze")
 _NUMBER = re.compile(r"-?\d+(?:[./]\d+)?")
 _GSM_ANSWER = re.compile(r"####\s*(-?\d+(?:[./]\d+)?)\s*$")
 _ANSWER_IS = re.compile(r"answer is:?\s*\$?(-?\d+(?:[./]\d+)?)\.?\s*$", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[\s(\"'])([A-Za-z]{3,})(?=[.!?](?:\s|$))")
-_NUM = r"\d+(?:\.\d+)?"
-# x op y = z with optional single spaces ("42 * 2 = 84", GSM8K's "<<48/2=24>>"), x not inside a fraction
-_EQUATION = re.compile(rf"(?<![\w.)/])({_NUM})( ?)([-+*/×])( ?)({_NUM})( ?= ?\$?)({_NUM})(?![\w/(])")
-_ORDER_WORDS = (3, 16)  # lines with this many whitespace-separated tokens make order items
 
 
 @dataclass(frozen=True)
@@ -79,7 +71,7 @@ def bpb_texts(
     return [truncate(texts[i], max_chars) for i in ids]
 
 
-def _left_truncate(text: str, max_chars: int) -> str:
+def left_truncate(text: str, max_chars: int) -> str:
     """The last ``max_chars`` characters of ``text``, starting at a line (or word) boundary."""
     if len(text) <= max_chars:
         return text
@@ -91,7 +83,7 @@ def _left_truncate(text: str, max_chars: int) -> str:
     return tail[sp + 1 :] if 0 <= sp < max_chars // 2 else tail
 
 
-def _shuffle_choices(true: str, distractors: list[str], rng: random.Random) -> tuple[tuple[str, ...], int]:
+def shuffle_choices(true: str, distractors: list[str], rng: random.Random) -> tuple[tuple[str, ...], int]:
     choices = [true, *distractors]
     order = list(range(len(choices)))
     rng.shuffle(order)
@@ -156,15 +148,15 @@ def math_items(
                 distract.append(cand)
         if len(distract) < n_choices - 1:
             continue
-        choices, label = _shuffle_choices(" " + answer, [" " + d for d in distract], rng)
-        items.append(ChoiceItem(_left_truncate(prefix, context_chars), choices, label, i))
+        choices, label = shuffle_choices(" " + answer, [" " + d for d in distract], rng)
+        items.append(ChoiceItem(left_truncate(prefix, context_chars), choices, label, i))
     return items
 
 
 # ---- code: the true next line ------------------------------------------------------------------
 
 
-def _indent(line: str) -> int:
+def indent(line: str) -> int:
     return len(line) - len(line.lstrip())
 
 
@@ -192,7 +184,7 @@ def code_items(
     for i, ls in lines.items():
         for line in ls:
             if _good_line(line):
-                pool.setdefault(_indent(line), []).append((i, line))
+                pool.setdefault(indent(line), []).append((i, line))
     flat = [x for v in pool.values() for x in v]
     cands = {
         i: [k for k in range(1, len(ls)) if _good_line(ls[k]) and ls[k - 1].strip()]
@@ -201,7 +193,7 @@ def code_items(
 
     def make(i: int, k: int) -> ChoiceItem | None:
         true = lines[i][k]
-        same = [ln for d, ln in pool.get(_indent(true), []) if d != i and ln.strip() != true.strip()]
+        same = [ln for d, ln in pool.get(indent(true), []) if d != i and ln.strip() != true.strip()]
         chosen = list(dict.fromkeys(rng.sample(same, min(len(same), 4 * n_choices))))[: n_choices - 1]
         if len(chosen) < n_choices - 1:
             rest = [ln for d, ln in flat if d != i and ln.strip() != true.strip() and ln not in chosen]
@@ -210,11 +202,11 @@ def code_items(
             ]
         if len(chosen) < n_choices - 1:
             return None
-        context = _left_truncate("\n".join(lines[i][:k]) + "\n", context_chars)
-        choices, label = _shuffle_choices(true + "\n", [c + "\n" for c in chosen], rng)
+        context = left_truncate("\n".join(lines[i][:k]) + "\n", context_chars)
+        choices, label = shuffle_choices(true + "\n", [c + "\n" for c in chosen], rng)
         return ChoiceItem(context, choices, label, i)
 
-    return _round_robin(cands, n_items, rng, make)
+    return round_robin(cands, n_items, rng, make)
 
 
 # ---- cloze: the last word of a sentence ---------------------------------------------------------
@@ -263,13 +255,13 @@ def cloze_items(
         prefix = texts[i][: m.start()]
         stripped = prefix.rstrip()
         ws = prefix[len(stripped) :]
-        choices, label = _shuffle_choices(ws + word, [ws + w for w in rng.sample(near, n_choices - 1)], rng)
-        return ChoiceItem(_left_truncate(stripped, context_chars), choices, label, i)
+        choices, label = shuffle_choices(ws + word, [ws + w for w in rng.sample(near, n_choices - 1)], rng)
+        return ChoiceItem(left_truncate(stripped, context_chars), choices, label, i)
 
-    return _round_robin(cands, n_items, rng, make)
+    return round_robin(cands, n_items, rng, make)
 
 
-def _round_robin(
+def round_robin(
     cands: dict[int, list[int]],
     n_items: int,
     rng: random.Random,
@@ -290,138 +282,3 @@ def _round_robin(
                     items.append(item)
                     break
     return items
-
-
-# ---- equation: a worked step as written ----------------------------------------------------------
-
-
-def _holds(a: str, op: str, b: str, c: str) -> bool:
-    x, y, z = float(a), float(b), float(c)
-    if op == "/":
-        return y != 0 and abs(x / y - z) < 1e-9
-    got = {"+": x + y, "-": x - y, "*": x * y, "×": x * y}[op]
-    return abs(got - z) < 1e-9
-
-
-def _equations(text: str) -> list[re.Match[str]]:
-    """True equations of three different numbers (not ``105/100 = 84`` out of ``80 * 105/100 = 84``)."""
-    return [
-        m
-        for m in _EQUATION.finditer(text)
-        if len(set(m.group(1, 5, 7))) == 3 and _holds(m.group(1), m.group(3), m.group(5), m.group(7))
-    ]
-
-
-def equation_items(
-    texts: Sequence[str],
-    doc_ids: Sequence[int],
-    n_items: int,
-    rng: random.Random,
-    *,
-    n_choices: int,
-    context_chars: int,
-) -> list[ChoiceItem]:
-    """Pick a worked step ``x op y = z`` as written among the same three numbers in other places.
-
-    Distractors are the permutations of (x, y, z) that are false (``3 + 4 = 7`` also rules out
-    ``4 + 3 = 7``), so choices have the same characters and only arithmetic sense tells them
-    apart: which number is the result, how large a product or a sum is. A proxy trained on worked
-    problems learns this long before it can compute a final answer.
-    """
-    found = {i: _equations(texts[i]) for i in doc_ids}
-    cands = {i: list(range(len(ms))) for i, ms in found.items()}
-
-    def make(i: int, k: int) -> ChoiceItem | None:
-        m = found[i][k]
-        x, s1, op, s2, y, eq, z = m.groups()
-        true = m.group(0)
-        false = [
-            f"{a}{s1}{op}{s2}{b}{eq}{c}"  # the document's spacing and "$", other numbers
-            for a, b, c in itertools.permutations((x, y, z))
-            if (a, b, c) != (x, y, z) and not _holds(a, op, b, c)
-        ]
-        if len(false) < n_choices - 1:
-            return None
-        prefix = texts[i][: m.start()]
-        stripped = prefix.rstrip(" ")
-        ws = prefix[len(stripped) :]
-        choices, label = _shuffle_choices(ws + true, [ws + f for f in rng.sample(false, n_choices - 1)], rng)
-        return ChoiceItem(_left_truncate(stripped, context_chars), choices, label, i)
-
-    return _round_robin(cands, n_items, rng, make)
-
-
-# ---- order: the next line as written ---------------------------------------------------------------
-
-
-def _orderable(line: str) -> bool:
-    """A line whose tokens are single-space separated (so a reordering has the same bytes)."""
-    words = line.split()
-    lo, hi = _ORDER_WORDS
-    return lo <= len(words) <= hi and len(set(words)) > 1 and line == " " * _indent(line) + " ".join(words)
-
-
-def order_items(
-    texts: Sequence[str],
-    doc_ids: Sequence[int],
-    n_items: int,
-    rng: random.Random,
-    *,
-    n_choices: int,
-    context_chars: int,
-) -> list[ChoiceItem]:
-    """Pick the next line as written among the same whitespace-separated tokens in another order.
-
-    Distractors keep the line's indentation and bytes, so the choice rests on the domain's syntax
-    (``for x in items:`` against ``in for items: x``), which a small model picks up quickly and a
-    model that has not seen the domain lacks.
-    """
-    lines = {i: texts[i].split("\n") for i in doc_ids}
-    cands = {
-        i: [k for k in range(1, len(ls)) if _orderable(ls[k]) and ls[k - 1].strip()]
-        for i, ls in lines.items()
-    }
-
-    def make(i: int, k: int) -> ChoiceItem | None:
-        true = lines[i][k]
-        pad, words = " " * _indent(true), true.split()
-        false: list[str] = []
-        for _ in range(20 * n_choices):
-            shuffled = rng.sample(words, len(words))
-            line = pad + " ".join(shuffled)
-            if line != true and line not in false:
-                false.append(line)
-                if len(false) == n_choices - 1:
-                    break
-        if len(false) < n_choices - 1:
-            return None
-        context = _left_truncate("\n".join(lines[i][:k]) + "\n", context_chars)
-        choices, label = _shuffle_choices(true + "\n", [f + "\n" for f in false], rng)
-        return ChoiceItem(context, choices, label, i)
-
-    return _round_robin(cands, n_items, rng, make)
-
-
-def usable(kind: str, texts: Sequence[str]) -> bool:
-    """Whether at least half the held-out documents (and two) can make items of ``kind``.
-
-    ``math`` needs final answers, ``equation`` worked steps, ``order`` short single-spaced lines;
-    ``code`` and ``cloze`` take any text.
-    """
-    test: dict[str, Callable[[str], bool]] = {
-        "math": lambda t: parse_answer(t) is not None,
-        "equation": lambda t: bool(_equations(t)),
-        "order": lambda t: any(_orderable(line) for line in t.split("\n")[1:]),
-    }
-    if kind not in test:
-        return True
-    return sum(test[kind](t) for t in texts) >= max(2, len(texts) // 2)
-
-
-BUILDERS: dict[str, Callable[..., list[ChoiceItem]]] = {
-    "equation": equation_items,
-    "order": order_items,
-    "math": math_items,
-    "code": code_items,
-    "cloze": cloze_items,
-}

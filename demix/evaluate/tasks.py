@@ -17,7 +17,8 @@ import yaml
 from demix.config import ExperimentConfig
 from demix.config.evaluate import BuiltinTasksConfig
 from demix.errors import ConfigError
-from demix.evaluate.items import BUILDERS, KINDS, ChoiceItem, bpb_texts, split_docs, truncate, usable
+from demix.evaluate.items import ChoiceItem, bpb_texts, split_docs, truncate
+from demix.evaluate.kinds import BUILDERS, KINDS, choose_kind, default_kind
 from demix.evaluate.spec import PREFIX, TaskSpec, TaskSuite, bpb_task_name
 from demix.provenance import (
     atomic_path,
@@ -35,26 +36,6 @@ from demix.run import RunDir
 GENERATOR_VERSION = 3  # bump when item generation changes, so runs regenerate their tasks
 STAGE = "tasks"
 SUITE_FILE = "suite.json"
-
-
-# When a domain's held-out text can't make items of a kind, the next one that can is used.
-FALLBACK: dict[str, tuple[str, ...]] = {
-    "equation": ("math", "cloze"),
-    "math": ("cloze",),
-    "order": ("code",),
-    "code": (),
-    "cloze": (),
-}
-
-
-def default_kind(group: str | None) -> str:
-    """The accuracy task a domain gets from its capability group."""
-    return {"math": "equation", "code": "order"}.get(group or "", "cloze")
-
-
-def choose_kind(kind: str, texts: list[str]) -> str:
-    """``kind`` when the held-out text supports it, else its first usable fallback."""
-    return next(k for k in (kind, *FALLBACK[kind], "cloze") if usable(k, texts))
 
 
 def build_tasks(cfg: ExperimentConfig, run: RunDir) -> TaskSuite:
