@@ -46,7 +46,7 @@ class BuiltinTasksConfig(StrictModel):
     choices: int = Field(default=4, ge=2, le=10)  # options per accuracy item (1 true + distractors)
     context_chars: int = Field(default=600, gt=0)  # context kept before each item's answer
     metric: Literal["auto", "acc", "acc_norm"] = "auto"  # auto: acc_norm (per byte) for code lines, else acc
-    # domain -> task kind; default by group: math -> equation, code -> order, else cloze (demix.evaluate.items)
+    # domain -> task kind; default by group: math -> equation, code -> order, else cloze (demix.evaluate.kinds)
     kinds: dict[str, Literal["equation", "order", "math", "code", "cloze"]] = Field(default_factory=dict)
     # Count per-domain bits per byte in the objective (they always feed the law); the report then
     # scores bits per byte on other held-out documents. Useful where accuracy tasks sit near chance.
