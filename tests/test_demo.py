@@ -5,7 +5,8 @@ prepare, train the base and five components, a 24-trial search with DeMix's surr
 law check, the recommendation, the export and the report. It checks what the README promises the
 demo shows, and that DeMix's recommendation, merged and scored as a new proxy on the report tasks
 (held-out documents and items the search never saw), beats the uniform and the token-count prior
-mixtures on them.
+mixtures on them, and that the report's accuracy tasks separate the math and code components from
+the base model.
 """
 
 from __future__ import annotations

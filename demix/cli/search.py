@@ -87,7 +87,7 @@ def _print_recommendation(path: Path) -> None:
     if rep:
         parts = [
             f"{n} {rep[n]['objective']:.3f}"
-            for n in ("recommended", "best_trial", "uniform", "prior")
+            for n in ("recommended", "best_trial", "uniform", "prior", "base_model")
             if n in rep
         ]
         typer.echo("report-task objective: " + ", ".join(parts))
