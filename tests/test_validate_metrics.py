@@ -87,3 +87,24 @@ def test_sample_weights_prefix_stable() -> None:
     b = sample_weights(4, 8, seed=7, concentration=1.0)
     np.testing.assert_array_equal(a, b[:5])
     np.testing.assert_allclose(a.sum(axis=1), 1.0)
+
+
+def test_weight_zero_tasks_rank_alone_not_in_their_group() -> None:
+    rng = np.random.default_rng(2)
+    ref_vals = np.column_stack([rng.uniform(0.2, 0.6, 10), rng.uniform(1, 3, 10), rng.uniform(0.1, 0.9, 10)])
+    proxy_vals = ref_vals.copy()
+    proxy_vals[:, 0] = ref_vals[::-1, 0]  # acc_code: report-only, unrelated order
+    weights = {"acc_code": 0.0}
+    proxy = task_table(_rows(proxy_vals.tolist(), TASKS), weights=weights)
+    ref = task_table(_rows(ref_vals.tolist(), TASKS), proxy.tasks, weights)
+    f = fidelity(proxy, ref, replicates=0)
+    assert proxy.columns("code") == [
+        proxy.tasks.index("bpb_code")
+    ]  # tasks sorted: acc_code, acc_math, bpb_code
+    assert proxy.counted == [False, True, True]
+    assert f.spearman["code"]["value"] == pytest.approx(1.0)  # bpb_code alone
+    assert f.recovery["code"]["value"] == pytest.approx(1.0)
+    assert f.task_spearman["acc_code"]["value"] == pytest.approx(spearman(proxy_vals[:, 0], ref_vals[:, 0]))
+    assert f.task_spearman["acc_code"]["value"] < 0.5
+    only = task_table(_rows(proxy_vals.tolist(), TASKS), weights={"acc_math": 0.0})
+    assert only.group_names == ["code"]  # a group with nothing counted is left out

@@ -33,7 +33,7 @@ from demix.provenance import (
 )
 from demix.run import RunDir
 
-GENERATOR_VERSION = 3  # bump when item generation changes, so runs regenerate their tasks
+GENERATOR_VERSION = 4  # bump when item generation or task specs change, so runs regenerate their tasks
 STAGE = "tasks"
 SUITE_FILE = "suite.json"
 

@@ -65,16 +65,28 @@ class TaskTable:
 
     Attributes:
         tasks: task names. values: (n, T). directions: ``max``/``min`` per task. groups: per task.
+        weights: per task; a task of weight 0 (report-only accuracy) is not counted in its group's
+            score or recovery, as the objective does not count it; it still gets its own Spearman.
     """
 
     tasks: list[str]
     values: np.ndarray
     directions: list[str]
     groups: list[str]
+    weights: list[float] | None = None
 
     @property
     def group_names(self) -> list[str]:
-        return sorted(set(self.groups))
+        return sorted({g for g, c in zip(self.groups, self.counted, strict=True) if c})
+
+    @property
+    def counted(self) -> list[bool]:
+        """Per task: whether it counts in its group (weight > 0)."""
+        return [w > 0 for w in self.weights] if self.weights is not None else [True] * len(self.tasks)
+
+    def columns(self, group: str) -> list[int]:
+        """The counted tasks of ``group``."""
+        return [i for i, (g, c) in enumerate(zip(self.groups, self.counted, strict=True)) if g == group and c]
 
     def signed(self) -> np.ndarray:
         """(n, T) values with lower-is-better tasks negated (higher is better everywhere)."""
@@ -88,17 +100,19 @@ class TaskTable:
         z = np.where(sd > 0, (v - mu) / np.where(sd > 0, sd, 1.0), 0.0)
         out = {}
         for g in self.group_names:
-            cols = [i for i, gg in enumerate(self.groups) if gg == g]
-            out[g] = z[:, cols].mean(axis=1)
+            out[g] = z[:, self.columns(g)].mean(axis=1)
         return out
 
 
 def task_table(
-    rows: Sequence[Mapping[str, Mapping[str, Any]]], tasks: Sequence[str] | None = None
+    rows: Sequence[Mapping[str, Mapping[str, Any]]],
+    tasks: Sequence[str] | None = None,
+    weights: Mapping[str, float] | None = None,
 ) -> TaskTable:
     """A :class:`TaskTable` from per-model ``{task: {"value", "direction", "group"}}`` mappings.
 
-    Only tasks every model has are kept (in sorted order, or ``tasks``' order).
+    Only tasks every model has are kept (in sorted order, or ``tasks``' order). ``weights``: task ->
+    weight in its group (default 1; 0: not counted in the group, see :class:`TaskTable`).
     """
     names = (
         list(tasks)
@@ -113,6 +127,7 @@ def task_table(
         ),
         directions=[str(first[t].get("direction", "max")) for t in names],
         groups=[str(first[t].get("group", "general") or "general") for t in names],
+        weights=[float((weights or {}).get(t, 1.0)) for t in names],
     )
 
 
@@ -127,8 +142,7 @@ def recovery(proxy: TaskTable, reference: TaskTable) -> dict[str, np.ndarray]:
     ratio = np.where(np.isfinite(ratio), ratio, np.nan)
     out = {}
     for g in proxy.group_names:
-        cols = [i for i, gg in enumerate(proxy.groups) if gg == g]
-        out[g] = np.nanmean(ratio[:, cols], axis=1)
+        out[g] = np.nanmean(ratio[:, proxy.columns(g)], axis=1)
     return out
 
 

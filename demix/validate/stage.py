@@ -125,8 +125,12 @@ def validate(
         }
         write_json_atomic(cache, row)
         rows.append(row)
-    proxy = task_table([row["proxy"]["metrics"] for row in rows])
-    reference = task_table([row["reference"]["metrics"] for row in rows], proxy.tasks)
+    from demix.evaluate import build_tasks
+
+    # Groups count the tasks the objective counts; report-only accuracy (weight 0) is ranked alone.
+    weights = {spec.name: spec.weight for spec in build_tasks(cfg, run)}
+    proxy = task_table([row["proxy"]["metrics"] for row in rows], weights=weights)
+    reference = task_table([row["reference"]["metrics"] for row in rows], proxy.tasks, weights)
     fid = fidelity(proxy, reference, replicates=v.bootstrap, seed=v.seed, top_fraction=v.top_fraction)
     R = np.array([[row["r"][d] for d in domains] for row in rows])
     laws = lawcompare.compare(cfg, domains, R, rows)
