@@ -2,11 +2,15 @@
 per validation domain (the paper's 10 x 20 x 30 grid), all solved as one batched problem.
 
 Target: under 10 s on 2 CPU cores. Usage: python scripts/bench_law.py [--threads 1 2] [--repeats 1]
-Prints wall and CPU seconds per thread count (CPU time shows the cost on a loaded machine) and the ratio to the 10 s target; checks the fit recovered t.
+Prints wall and CPU seconds per thread count (CPU time shows the cost on a loaded machine) and the
+ratio to the 10 s target, for the default fit (cross-validation picks the exponent p, then the fit)
+and for the paper's law alone; checks that p = 1 was picked (the data follow the paper's law) and
+that the fit recovered t.
 
 ``--fixture``: accuracy on the paper's measured losses (tests/fixtures/mixing-laws, 70M, step 30000)
 instead: held-out MAE of the overall loss on the 3 seeded 20/6 splits (default grid), leave-one-out
-over the 26 mixtures, and the paper notebook's own protocol (5 subset groups, all 26 mixtures,
+over the 26 mixtures, both for the default (p chosen by cross-validation) and the paper's law alone,
+``--splits N`` more seeded splits at 70M-410M, and the paper notebook's own protocol (5 subset groups, all 26 mixtures,
 delta 0.05, no penalty) against the training losses the notebook printed.
 """
 
@@ -35,37 +39,79 @@ GROUPS = {  # the notebook's groups of Pile validation subsets (mix_5_domains.ip
 NOTEBOOK_HUBER = [5.682876e-4, 1.233430e-4, 5.513424e-4, 1.428199e-4, 8.165961e-5]  # mean, delta 0.05
 
 
-def fixture() -> None:
-    with tempfile.TemporaryDirectory() as d:
-        tidy_to_wide(FIX / "pile-5domains.csv", Path(d) / "pile.csv")
-        t = read_table(Path(d) / "pile.csv")
-    ext = at_target(t.R, t.L, t.step, t.size, target_step=30000, target_size=7e7)
-    w = json.loads((FIX / "pile-valid-weights.json").read_text())
-    s = np.array([w[x] for x in t.targets]) / sum(w[x] for x in t.targets)
-    R, L = ext.R, ext.L
-    y = L @ s
-    cfg = LawConfig()
-    maes = []
-    for seed in (0, 1, 2):
+SMALL = LawConfig(log_c_grid=(-2.0, 1.5, 3), log_k_grid=(-10.0, 1.0, 6), random_t=10)  # 180 starts
+PAPER = (1.0,)  # exponents: the paper's law alone
+
+
+def _holdout(R: np.ndarray, L: np.ndarray, s: np.ndarray, cfg: LawConfig, seeds: range) -> list[float]:
+    """Held-out MAE of the overall loss per seeded 20 / rest split."""
+    y, maes = L @ s, []
+    for seed in seeds:
         perm = np.random.default_rng(seed).permutation(len(R))
         tr, te = perm[:20], perm[20:]
         law = fit(R[tr], L[tr], cfg, aggregate=s)
         maes.append(float(np.mean(np.abs(law.predict_aggregate(R[te]) - y[te]))))
-    print(f"held-out MAE, 3 splits (seeds 0-2): {np.round(maes, 4).tolist()}, mean {np.mean(maes):.4f}")
-    small = LawConfig(log_c_grid=(-2.0, 1.5, 3), log_k_grid=(-10.0, 1.0, 6), random_t=10)
-    loo = [
-        fit(np.delete(R, i, 0), np.delete(L, i, 0), small, aggregate=s).predict_aggregate(R[i : i + 1])[0]
-        - y[i]
-        for i in range(len(R))
-    ]
-    print(f"leave-one-out MAE over {len(R)} mixtures (180 starts): {np.mean(np.abs(loo)):.4f}")
+    return maes
+
+
+def _loo(R: np.ndarray, L: np.ndarray, s: np.ndarray, cfg: LawConfig) -> float:
+    y = L @ s
+    return float(
+        np.mean(
+            [
+                abs(
+                    fit(np.delete(R, i, 0), np.delete(L, i, 0), cfg, aggregate=s).predict_aggregate(R[i])[0]
+                    - y[i]
+                )
+                for i in range(len(R))
+            ]
+        )
+    )
+
+
+def fixture(splits: int) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        tidy_to_wide(FIX / "pile-5domains.csv", Path(d) / "pile.csv")
+        t = read_table(Path(d) / "pile.csv")
+    w = json.loads((FIX / "pile-valid-weights.json").read_text())
+    s = np.array([w[x] for x in t.targets]) / sum(w[x] for x in t.targets)
+    ext = at_target(t.R, t.L, t.step, t.size, target_step=30000, target_size=7e7)
+    R, L = ext.R, ext.L
+    y = L @ s
+    cfg = LawConfig()
+    for name, c in (
+        ("default (p by cross-validation)", cfg),
+        ("paper's law (p = 1)", cfg.model_copy(update={"exponents": PAPER})),
+    ):
+        m = _holdout(R, L, s, c, range(3))
+        print(f"{name}: held-out MAE, 3 splits (seeds 0-2): {np.round(m, 4).tolist()}, mean {np.mean(m):.4f}")
+        small = SMALL.model_copy(update={"exponents": c.exponents})
+        print(f"{name}: leave-one-out MAE over {len(R)} mixtures (180 starts): {_loo(R, L, s, small):.4f}")
+    chosen = fit(R, L, cfg, aggregate=s)
+    print(
+        f"all 26 mixtures: p = {chosen.exponent:g} ({chosen.info['exponent_choice']}: {chosen.info.get('exponent_cv_mae')})"
+    )
+    if splits:
+        for size in ("70M", "160M", "305M", "410M"):
+            n = float(size[:-1]) * 1e6
+            e = at_target(t.R, t.L, t.step, t.size, target_step=30000, target_size=n)
+            row = {
+                name: np.mean(
+                    _holdout(e.R, e.L, s, SMALL.model_copy(update={"exponents": ex}), range(splits))
+                )
+                for name, ex in (("default", cfg.exponents), ("paper", PAPER))
+            }
+            print(f"{size} step 30000, {splits} splits (seeds 0-{splits - 1}, 180 starts): mean held-out MAE "
+                  f"default {row['default']:.4f}, paper's law {row['paper']:.4f}")  # fmt: skip
     G = np.zeros((len(t.targets), len(GROUPS)))
     for g, names in enumerate(GROUPS.values()):
-        for n in names.split():
-            G[t.targets.index(n), g] = s[t.targets.index(n)]
+        for n_ in names.split():
+            G[t.targets.index(n_), g] = s[t.targets.index(n_)]
     sg = G.sum(axis=0)
     Lg = L @ (G / sg)
-    law = fit(R, Lg, cfg.model_copy(update={"huber_delta": 0.05, "ridge": 0.0}), aggregate=sg)
+    law = fit(
+        R, Lg, cfg.model_copy(update={"huber_delta": 0.05, "ridge": 0.0, "exponents": PAPER}), aggregate=sg
+    )
     res = np.abs(law.predict(R) - Lg)
     q = np.minimum(res, 0.05)
     ratio = (q * (res - 0.5 * q)).mean(axis=0) / NOTEBOOK_HUBER
@@ -80,9 +126,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--fixture", action="store_true", help="accuracy on the paper's measured losses")
+    ap.add_argument("--splits", type=int, default=0, help="with --fixture: also N splits at 70M-410M")
     args = ap.parse_args()
     if args.fixture:
-        fixture()
+        fixture(args.splits)
         return
     K, n = 7, 112
     rng = np.random.default_rng(0)
@@ -92,20 +139,24 @@ def main() -> None:
     L = rng.uniform(0.8, 1.5, K) + rng.uniform(0.3, 0.8, K) * np.exp(R @ t.T) + rng.normal(0, 0.003, (n, K))
     print(f"cpus visible: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}")
     for th in args.threads:
-        cfg = LawConfig(threads=th)  # default grid: 10 x 20 x 30 = 6000 starts per domain
-        best, cpu = np.inf, np.inf
-        for _ in range(args.repeats):
-            t0, c0 = time.perf_counter(), time.process_time()
-            law = fit(R, L, cfg)
-            best = min(best, time.perf_counter() - t0)
-            cpu = min(cpu, time.process_time() - c0)
-        err = float(np.abs(law.t - t).max())
-        print(
-            f"threads={th}: {K}x{K} domains, {n} mixtures, {law.info['starts_per_domain']} starts/domain, "
-            f"{law.info['iterations']} LM iterations: {best:.2f} s wall, {cpu:.2f} s CPU "
-            f"(target 10 s: ratio {best / 10:.2f}); "
-            f"max |t - t_true| {err:.3f}"
-        )
+        for name, ex in (
+            ("default (p by cross-validation)", LawConfig().exponents),
+            ("paper's law only", PAPER),
+        ):
+            cfg = LawConfig(threads=th, exponents=ex)  # default grid: 10 x 20 x 30 = 6000 starts per domain
+            best, cpu = np.inf, np.inf
+            for _ in range(args.repeats):
+                t0, c0 = time.perf_counter(), time.process_time()
+                law = fit(R, L, cfg)
+                best = min(best, time.perf_counter() - t0)
+                cpu = min(cpu, time.process_time() - c0)
+            err = float(np.abs(law.t - t).max()) if law.exponent == 1.0 else float("nan")
+            print(
+                f"threads={th}, {name}: {K}x{K} domains, {n} mixtures, "
+                f"{law.info['starts_per_domain']} starts/domain, {law.info['iterations']} LM iterations, "
+                f"p = {law.exponent:g}: {best:.2f} s wall, {cpu:.2f} s CPU (target 10 s: ratio {best / 10:.2f}); "
+                f"max |t - t_true| {err:.3f}"
+            )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import pytest
 from demix.config import LawConfig, load_config
 from demix.errors import DemixError
 from demix.law import (
+    MixingLaw,
     RatioBounds,
     bounds_for,
     fit,
@@ -21,14 +22,16 @@ from demix.law.batch import fit_batched, predict
 SMALL = LawConfig(log_c_grid=(-2.0, 1.5, 3), log_k_grid=(-10.0, 1.0, 4), random_t=8, seed=0)
 
 
-def _synthetic(K: int = 4, n: int = 60, noise: float = 0.002, seed: int = 0):
+def _synthetic(K: int = 4, n: int = 60, noise: float = 0.002, seed: int = 0, p: float = 1.0):
+    """Losses from L = c + k·exp(t·r^p) (p = 1: the paper's law, t centred as the fit reports it)."""
     rng = np.random.default_rng(seed)
     t = rng.normal(0.0, 1.0, (K, K)) - 2.0 * np.eye(K)  # own domain helps most
-    t -= t.mean(axis=1, keepdims=True)
+    if p == 1.0:
+        t -= t.mean(axis=1, keepdims=True)
     c = rng.uniform(0.8, 1.5, K)
     k = rng.uniform(0.3, 0.8, K)
     R = rng.dirichlet(np.ones(K), n)
-    L = c + k * np.exp(R @ t.T) + rng.normal(0.0, noise, (n, K))
+    L = c + k * np.exp(R**p @ t.T) + rng.normal(0.0, noise, (n, K))
     return R, L, c, k, t
 
 
@@ -44,6 +47,34 @@ def test_fit_recovers_t_from_noisy_synthetic_law():
     assert np.all(np.sign(law.t[big]) == np.sign(t[big]))
     Rn, *_ = _synthetic(seed=1, noise=0.0)
     assert np.abs(law.predict(Rn) - (c + k * np.exp(Rn @ t.T))).mean() < 0.01
+
+
+@pytest.mark.parametrize("p", [1.0, 0.5])
+def test_cross_validation_picks_the_exponent_the_data_follow(p):
+    R, L, c, k, t = _synthetic(n=50, noise=0.003, seed=4, p=p)
+    law = fit(R, L, SMALL)
+    assert law.exponent == p
+    cv = law.info["exponent_cv_mae"]
+    assert cv[str(p)] == min(cv.values()) and law.info["exponent_choice"] == "5-fold cross-validation"
+    np.testing.assert_allclose(law.t, t, atol=0.3)
+    assert np.corrcoef(law.t.ravel(), t.ravel())[0, 1] > 0.98
+    Rn, *_ = _synthetic(n=50, seed=9, noise=0.0)
+    assert np.abs(law.predict(Rn) - (c + k * np.exp(Rn**p @ t.T))).mean() < 0.01
+    doc = law.to_json()
+    assert doc["exponent"] == p and ("r_j^0.5" in doc["law"]) == (p == 0.5)
+    back = MixingLaw.from_json(doc)
+    np.testing.assert_allclose(back.predict(Rn), law.predict(Rn))
+
+
+def test_exponent_given_or_too_few_mixtures_to_cross_validate():
+    R, L, *_ = _synthetic(K=3, n=40, seed=6, p=0.5)
+    assert fit(R, L, SMALL.model_copy(update={"exponents": (1.0,)})).exponent == 1.0
+    few = fit(R[:7], L[:7], SMALL)  # 5 folds leave 5 mixtures; the law has 5 parameters
+    assert few.exponent == 1.0 and few.info["exponent_choice"].startswith("first listed: too few")
+    with pytest.raises(ValueError, match="exponents must lie in"):
+        LawConfig(exponents=(1.0, 2.0))
+    with pytest.raises(DemixError, match=r"exponent 2\.0 is not in"):
+        MixingLaw.from_json({**fit(R, L, SMALL).to_json(), "exponent": 2.0})
 
 
 def test_batched_solver_matches_scipy_on_each_problem():
@@ -110,6 +141,24 @@ def test_optimum_respects_constraints_and_beats_a_grid():
     con = optimize(law, b)
     assert b.violation(con.r) < 1e-6
     assert abs(con.r.sum() - 1) < 1e-9
+
+
+def test_square_root_law_optimum_respects_constraints_and_beats_a_grid():
+    """For p < 1 the optimiser works in u = r^p: zero shares (infinite slope in r) are reachable."""
+    R, L, *_ = _synthetic(K=3, n=40, seed=5, p=0.5)
+    law = fit(R, L, SMALL.model_copy(update={"exponents": (0.5,)}), aggregate=np.array([0.7, 0.3, 0.0]))
+    grid = np.array(
+        [[a, b, 1 - a - b] for a in np.linspace(0, 1, 201) for b in np.linspace(0, 1, 201) if a + b <= 1]
+    )
+    free = optimize(law)
+    assert free.loss <= law.predict_aggregate(grid).min() + 1e-6
+    b = RatioBounds(
+        np.array([0.0, 0.0, 0.2]), np.ones(3), np.array([[1.0, 1.0, 0.0]]), np.array([0.0]), np.array([0.7])
+    )
+    con = optimize(law, b)
+    assert b.violation(con.r) < 1e-6
+    ok = (grid[:, 2] >= 0.2) & (grid[:, :2].sum(axis=1) <= 0.7)
+    assert con.loss <= law.predict_aggregate(grid[ok]).min() + 1e-6
 
 
 def test_optimize_for_uses_search_constraints():

@@ -42,6 +42,11 @@ def _weights_file(path: Path | None, targets: list[str]) -> Any:
 
 def _print_law(law: MixingLaw) -> None:
     width = max(8, *(len(t) for t in law.targets))
+    print(law.formula())
+    cv = law.info.get("exponent_cv_mae")
+    if cv:
+        errs = ", ".join(f"p={p}: {e:.4f}" for p, e in cv.items())
+        print(f"exponent p={law.exponent:g} chosen by {law.info['exponent_choice']} (held-out MAE {errs})")
     print(f"t_ij (rows: validation domain, columns: share of {', '.join(law.domains)}); negative helps")
     for i, t in enumerate(law.targets):
         cells = " ".join(f"{v:+8.3f}" for v in law.t[i])

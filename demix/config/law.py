@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from demix.config.base import StrictModel
 
 
 class LawConfig(StrictModel):
-    """Fitting L_i(r) = c_i + k_i exp(sum_j t_ij r_j) and cross-checking the search with it."""
+    """Fitting L_i(r) = c_i + k_i exp(sum_j t_ij r_j^p) and cross-checking the search with it.
+
+    p = 1 is Ye et al.'s law. With several ``exponents`` the fit picks p by ``cv_folds``-fold
+    cross-validation on the rows it is given (the first listed wins ties and is used when there are
+    too few rows to cross-validate); see demix.law.mixing.
+    """
 
     huber_delta: float = Field(default=0.02, gt=0)
     log_c_grid: tuple[float, float, int] = (-2.0, 1.5, 10)  # linspace(lo, hi, n) starts for log c
@@ -29,3 +34,18 @@ class LawConfig(StrictModel):
     optimize_starts: int = Field(default=16, gt=0)  # SLSQP starts for the law-optimal mixture
     target_step: float | None = Field(default=None, gt=0)  # nested laws: extrapolate to this many steps
     target_size: float | None = Field(default=None, gt=0)  # nested laws: ... and this model size (parameters)
+    exponents: tuple[float, ...] = (1.0, 0.5)  # candidate p of r^p in the exponent; (1.0,): the paper's law
+    cv_folds: int = Field(default=5, ge=2)  # folds of the cross-validation that picks p
+    cv_starts: int = Field(default=200, gt=0)  # starts per domain and fold in that cross-validation
+
+    @field_validator("exponents")
+    @classmethod
+    def _exponents(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if not v:
+            raise ValueError("give at least one exponent (1.0 is the paper's law)")
+        bad = [p for p in v if not 0.0 < p <= 1.0]
+        if bad:
+            raise ValueError(f"exponents must lie in (0, 1], got {bad[0]}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"exponents repeat a value: {list(v)}")
+        return v

@@ -26,6 +26,16 @@ def _pairs(check: dict[str, Any]) -> tuple[list[float], list[float], list[str]]:
     return measured, predicted, labels
 
 
+def _formula(fit: dict[str, Any]) -> str:
+    """The fitted form and, when cross-validation chose the exponent, its errors."""
+    law = str(fit.get("law") or "L_i(r) = c_i + k_i * exp(sum_j t_ij r_j)")
+    cv = (fit.get("info") or {}).get("exponent_cv_mae")
+    if not isinstance(cv, dict) or not cv:
+        return law
+    errs = ", ".join(f"p={p}: {float(e):.4f}" for p, e in cv.items())
+    return f"{law} (exponent p of r^p chosen by cross-validation, mean absolute error {errs})"
+
+
 def law_sections(run: RunDir, domains: list[str]) -> list[Section]:
     """The law section when the law stage ran, else nothing."""
     from demix.export.report import Section
@@ -34,9 +44,8 @@ def law_sections(run: RunDir, domains: list[str]) -> list[Section]:
     if not check_p.is_file() and not fit_p.is_file():
         return []
     sec = Section("Data-mixing law cross-check")
-    sec.text(
-        "L_i(r) = c_i + k_i·exp(Σ_j t_ij r_j) fitted to the trials' per-domain bits per byte (Ye et al., 2025)."
-    )
+    fit: dict[str, Any] = read_json(fit_p) if fit_p.is_file() else {}
+    sec.text(f"{_formula(fit)} fitted to the trials' per-domain bits per byte (Ye et al., 2025).")
     if check_p.is_file():
         check = read_json(check_p)
         m, p, lab = _pairs(check)
@@ -49,8 +58,7 @@ def law_sections(run: RunDir, domains: list[str]) -> list[Section]:
         for key in ("summary", "verdict", "message"):
             if isinstance(check.get(key), str):
                 sec.text(check[key])
-    if fit_p.is_file():
-        fit = read_json(fit_p)
+    if fit:
         t = fit.get("t")
         if t is not None:
             names = list(fit.get("domains") or domains)

@@ -57,7 +57,7 @@ class LawView:
             return None
         t = self.table
         try:
-            law = fit(t.R, t.L, cheap(self.cfg.law, b), domains=t.domains, targets=t.targets,
+            law = fit(t.R, t.L, cheap(self.cfg.law, b, self.law.exponent), domains=t.domains, targets=t.targets,
                       aggregate=self.law.aggregate, weights=counts)  # fmt: skip
             return optimize_for(self.cfg, law, t.domains, token_counts=self.token_counts)
         except DemixError:  # a resample the law cannot be fitted on (too few points per domain)
@@ -78,10 +78,15 @@ class LawView:
         return Candidate("law", self.r_opt, w, {"law_loss": self.loss(self.r_opt)}, interval, note)
 
 
-def cheap(cfg: LawConfig, b: int) -> LawConfig:
-    """Law settings with a small multi-start grid (2 x 3 x 2 starts), seeded per replicate."""
+def cheap(cfg: LawConfig, b: int, exponent: float) -> LawConfig:
+    """Law settings with a small multi-start grid (2 x 3 x 2 starts), seeded per replicate.
+
+    The exponent is the fitted law's: a bootstrap resample repeats rows, which would leak
+    between the folds of a cross-validation that chose it again.
+    """
     return cfg.model_copy(
         update={
+            "exponents": (exponent,),
             "log_c_grid": (cfg.log_c_grid[0], cfg.log_c_grid[1], 2),
             "log_k_grid": (cfg.log_k_grid[0], cfg.log_k_grid[1], 3),
             "random_t": 2,

@@ -62,7 +62,9 @@ def holdout_errors(
     for k in range(splits):
         perm = np.random.default_rng(cfg.seed + k).permutation(ok)
         tr, te = perm[n_out:], perm[:n_out]
-        law = fit(table.R[tr], table.L[tr], cfg, domains=table.domains, targets=table.targets)
+        law = fit(
+            table.R[tr], table.L[tr], cfg, domains=table.domains, targets=table.targets, aggregate=weights
+        )
         P = law.predict(table.R[te])
         agg_p, agg_m = P @ weights, table.L[te] @ weights
         per_split.append(

@@ -1,9 +1,10 @@
 """The law-optimal mixture under the same constraints as the search.
 
-The overall predicted loss Σ_i s_i (c_i + k_i·exp(t_i·r)) is convex in r (a non-negative sum of
-exponentials of linear functions), and the constraints (per-domain min/max/fixed, group caps,
-epoch caps, the simplex) are linear, so SLSQP converges to the global optimum; a few feasible
-starts guard against numerical trouble at the boundary. Shares below ``search.min_weight`` are
+For the paper's law the overall predicted loss Σ_i s_i (c_i + k_i·exp(t_i·r)) is convex in r (a
+non-negative sum of exponentials of linear functions), and the constraints (per-domain
+min/max/fixed, group caps, epoch caps, the simplex) are linear, so SLSQP converges to the global
+optimum; a few feasible starts guard against numerical trouble at the boundary. With r^p (p < 1)
+the problem is solved in u = r^p and is no longer convex: the multi-start matters there. Shares below ``search.min_weight`` are
 then dropped and the rest re-optimised, as the search does.
 """
 
@@ -97,28 +98,48 @@ class Optimum:
 
 
 def _solve(law: MixingLaw, s: np.ndarray, b: RatioBounds, r0: np.ndarray) -> np.ndarray:
+    """SLSQP from r0. For p < 1 in u = r^p, where the law is exp-linear and its gradient finite.
+
+    In r, the gradient of r^p is infinite at a zero share; in u the constraints become smooth
+    (Σ u^(1/p) = 1, G u^(1/p) within the caps) and the bounds stay bounds (lo^p <= u <= hi^p).
+    """
     from scipy.optimize import minimize
 
-    t, logk = law.t, np.log(law.k)
+    t, logk, q = law.t, np.log(law.k), 1.0 / law.exponent
 
-    def f(r: np.ndarray) -> tuple[float, np.ndarray]:
-        e = s * np.exp(np.minimum(t @ r + logk, 700.0))  # (V,)
+    def f(u: np.ndarray) -> tuple[float, np.ndarray]:
+        e = s * np.exp(np.minimum(t @ u + logk, 700.0))  # (V,)
         return float(s @ law.c + e.sum()), e @ t
 
-    cons = [{"type": "eq", "fun": lambda r: np.array([r.sum() - 1.0]), "jac": lambda r: np.ones((1, r.size))}]
+    def ratios(u: np.ndarray) -> np.ndarray:
+        return np.maximum(u, 0.0) ** q
+
+    def dratios(u: np.ndarray) -> np.ndarray:  # d r_j / d u_j, finite since q >= 1
+        return q * np.maximum(u, 0.0) ** (q - 1.0)
+
+    cons = [
+        {
+            "type": "eq",
+            "fun": lambda u: np.array([ratios(u).sum() - 1.0]),
+            "jac": lambda u: dratios(u)[None, :],
+        }
+    ]
     if len(b.groups):
-        cons.append({"type": "ineq", "fun": lambda r: b.ghi - b.groups @ r, "jac": lambda r: -b.groups})
-        cons.append({"type": "ineq", "fun": lambda r: b.groups @ r - b.glo, "jac": lambda r: b.groups})
+        G = b.groups
+        cons.append(
+            {"type": "ineq", "fun": lambda u: b.ghi - G @ ratios(u), "jac": lambda u: -G * dratios(u)}
+        )
+        cons.append({"type": "ineq", "fun": lambda u: G @ ratios(u) - b.glo, "jac": lambda u: G * dratios(u)})
     res = minimize(
         f,
-        r0,
+        r0**law.exponent,
         jac=True,
         method="SLSQP",
-        bounds=list(zip(b.lo, b.hi, strict=True)),
+        bounds=list(zip(b.lo**law.exponent, b.hi**law.exponent, strict=True)),
         constraints=cons,
         options={"maxiter": 500, "ftol": 1e-12},
     )
-    return np.clip(np.asarray(res.x, dtype=np.float64), b.lo, b.hi)
+    return np.clip(ratios(np.asarray(res.x, dtype=np.float64)), b.lo, b.hi)
 
 
 def optimize(
