@@ -71,7 +71,7 @@ def test_exponent_given_or_too_few_mixtures_to_cross_validate():
     assert fit(R, L, SMALL.model_copy(update={"exponents": (1.0,)})).exponent == 1.0
     few = fit(R[:7], L[:7], SMALL)  # 5 folds leave 5 mixtures; the law has 5 parameters
     assert few.exponent == 1.0 and few.info["exponent_choice"].startswith("first listed: too few")
-    with pytest.raises(ValueError, match="exponents must lie in"):
+    with pytest.raises(ValueError, match="each must lie in"):
         LawConfig(exponents=(1.0, 2.0))
     with pytest.raises(DemixError, match=r"exponent 2\.0 is not in"):
         MixingLaw.from_json({**fit(R, L, SMALL).to_json(), "exponent": 2.0})

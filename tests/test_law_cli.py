@@ -65,6 +65,23 @@ def test_fit_predict_optimize_roundtrip(tmp_path):
     doc = json.loads(fit_json.read_text())
     assert np.array(doc["t"]).shape == (3, 3) and doc["aggregate"] == pytest.approx([0.5, 0.3, 0.2])
     assert "provenance" in doc
+    assert doc["exponent"] == 1.0 and "chosen by 5-fold cross-validation" in r.stdout  # data from r, not √r
+    # --set law.* applies without --config; a bad value exits 2 naming the key and leaves the fit as it was.
+    before = fit_json.read_bytes()
+    r = _demix("law", "fit", str(tmp_path / "m.csv"), "--out", str(fit_json), "--set", "law.exponents=[1.5]")
+    assert r.returncode == 2 and "law.exponents" in r.stderr and "Traceback" not in r.stderr
+    assert fit_json.read_bytes() == before
+    r = _demix(
+        "law",
+        "fit",
+        str(tmp_path / "m.csv"),
+        "--out",
+        str(tmp_path / "p1.json"),
+        "--set",
+        "law.exponents=[0.5]",
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "p1.json").read_text())["exponent"] == 0.5
     (tmp_path / "mixes.csv").write_text("name,mix:a,mix:b,mix:c\nu,0.3333,0.3333,0.3334\nx,1,0,0\n")
     r = _demix("law", "predict", str(fit_json), str(tmp_path / "mixes.csv"), "--out", str(tmp_path / "p.csv"))
     assert r.returncode == 0, r.stderr

@@ -10,7 +10,7 @@ import typer
 from demix.cli.common import ConfigArg, RunDirOpt, SetOpt, load
 
 if TYPE_CHECKING:
-    from demix.config import ExperimentConfig
+    from demix.config import ExperimentConfig, LawConfig
     from demix.law import MixingLaw
 
 ConfigOpt = Annotated[
@@ -21,6 +21,26 @@ ConfigOpt = Annotated[
 
 def _cfg(config: Path | None, overrides: list[str] | None) -> ExperimentConfig | None:
     return load(config, overrides)[0] if config is not None else None
+
+
+def _law_settings(cfg: ExperimentConfig | None, overrides: list[str] | None) -> LawConfig:
+    """The ``law`` section: the config's, or, with no config, defaults with ``--set law.*``."""
+    from pydantic import ValidationError
+
+    from demix.config import LawConfig
+    from demix.config.load import apply_overrides, format_validation_error
+    from demix.errors import ConfigError
+
+    if cfg is not None:
+        return cfg.law
+    data = apply_overrides({}, overrides or [])
+    other = sorted(set(data) - {"law"})
+    if other:
+        raise ConfigError(f"--set {other[0]}.…: without --config only law.* keys apply")
+    try:
+        return LawConfig.model_validate(data.get("law") or {})
+    except ValidationError as e:
+        raise ConfigError("; ".join(f"law.{m}" for m in format_validation_error(e).split("; "))) from None
 
 
 def _weights_file(path: Path | None, targets: list[str]) -> Any:
@@ -86,7 +106,10 @@ def register(app: typer.Typer) -> None:
             ),
         ] = False,
     ) -> None:
-        """Fit L_i(r) = c_i + k_i exp(sum_j t_ij r_j) per validation domain and write the fit JSON.
+        """Fit L_i(r) = c_i + k_i exp(sum_j t_ij r_j^p) per validation domain and write the fit JSON.
+
+        p is chosen among law.exponents (default 1 and 0.5) by cross-validation on the rows;
+        --set law.exponents=[1.0] fits the paper's law.
 
         A ``loss:overall`` column is the overall validation loss: without --weights, the weights of
         the per-domain losses in it are learned from the rows (or, with no per-domain columns, the
@@ -95,7 +118,6 @@ def register(app: typer.Typer) -> None:
         import numpy as np
 
         import demix.law as law
-        from demix.config import LawConfig
         from demix.errors import DemixError
         from demix.provenance import hash_file, hash_json, provenance
         from demix.run import RunDir
@@ -108,7 +130,7 @@ def register(app: typer.Typer) -> None:
         if config is None and run_root is not None and (run_root / "config.yaml").is_file():
             config = run_root
         cfg = _cfg(config, overrides)
-        lc = cfg.law if cfg is not None else LawConfig()
+        lc = _law_settings(cfg, overrides)
         if references:
             csv_path = RunDir(source).validation / "validation.json"
             table = law.read_references(RunDir(source))
@@ -232,8 +254,8 @@ def register(app: typer.Typer) -> None:
             fitted = fitted.with_aggregate(np.full(len(fitted.targets), 1.0 / len(fitted.targets)))
             print("no aggregation weights in the fit: using the mean over validation domains")
         bounds = law.bounds_for(cfg, fitted.domains) if cfg is not None else None
-        starts, seed = (cfg.law.optimize_starts, cfg.law.seed) if cfg is not None else (16, 0)
-        opt = law.optimize(fitted, bounds, starts=starts, seed=seed)
+        lc = _law_settings(cfg, overrides)
+        opt = law.optimize(fitted, bounds, starts=lc.optimize_starts, seed=lc.seed)
         print(f"law optimum r: {format_weights(opt.r, fitted.domains)}")
         print(f"predicted overall loss {opt.loss:.4f}")
         if out is not None:

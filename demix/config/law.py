@@ -45,7 +45,7 @@ class LawConfig(StrictModel):
             raise ValueError("give at least one exponent (1.0 is the paper's law)")
         bad = [p for p in v if not 0.0 < p <= 1.0]
         if bad:
-            raise ValueError(f"exponents must lie in (0, 1], got {bad[0]}")
+            raise ValueError(f"each must lie in (0, 1] (1: the paper's law), got {bad[0]}")
         if len(set(v)) != len(v):
             raise ValueError(f"exponents repeat a value: {list(v)}")
         return v
