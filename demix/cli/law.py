@@ -40,7 +40,7 @@ def _law_settings(cfg: ExperimentConfig | None, overrides: list[str] | None) -> 
     try:
         return LawConfig.model_validate(data.get("law") or {})
     except ValidationError as e:
-        raise ConfigError("; ".join(f"law.{m}" for m in format_validation_error(e).split("; "))) from None
+        raise ConfigError(format_validation_error(e, ("law",))) from None
 
 
 def _weights_file(path: Path | None, targets: list[str]) -> Any:
@@ -62,11 +62,12 @@ def _weights_file(path: Path | None, targets: list[str]) -> Any:
 
 def _print_law(law: MixingLaw) -> None:
     width = max(8, *(len(t) for t in law.targets))
+    from demix.law.mixing import exponent_note
+
     print(law.formula())
-    cv = law.info.get("exponent_cv_mae")
-    if cv:
-        errs = ", ".join(f"p={p}: {e:.4f}" for p, e in cv.items())
-        print(f"exponent p={law.exponent:g} chosen by {law.info['exponent_choice']} (held-out MAE {errs})")
+    note = exponent_note(law.exponent, law.info)
+    if note:
+        print(f"exponent {note}")
     print(f"t_ij (rows: validation domain, columns: share of {', '.join(law.domains)}); negative helps")
     for i, t in enumerate(law.targets):
         cells = " ".join(f"{v:+8.3f}" for v in law.t[i])

@@ -87,12 +87,15 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return out.replace("validate_", "validate") or "(top level)"
 
 
-def format_validation_error(err: ValidationError) -> str:
-    """One line per problem, each naming the key: ``train.lr: Input should be greater than 0``."""
+def format_validation_error(err: ValidationError, prefix: tuple[str, ...] = ()) -> str:
+    """One line per problem, each naming the key: ``train.lr: Input should be greater than 0``.
+
+    ``prefix``: the section a sub-model was validated as (``("law",)`` for a bare LawConfig).
+    """
     msgs = []
     for e in err.errors():
         loc = _format_loc(
-            tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            prefix + tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         )
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":

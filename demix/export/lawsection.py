@@ -28,12 +28,11 @@ def _pairs(check: dict[str, Any]) -> tuple[list[float], list[float], list[str]]:
 
 def _formula(fit: dict[str, Any]) -> str:
     """The fitted form and, when cross-validation chose the exponent, its errors."""
+    from demix.law.mixing import exponent_note
+
     law = str(fit.get("law") or "L_i(r) = c_i + k_i * exp(sum_j t_ij r_j)")
-    cv = (fit.get("info") or {}).get("exponent_cv_mae")
-    if not isinstance(cv, dict) or not cv:
-        return law
-    errs = ", ".join(f"p={p}: {float(e):.4f}" for p, e in cv.items())
-    return f"{law} (exponent p of r^p chosen by cross-validation, mean absolute error {errs})"
+    note = exponent_note(float(fit.get("exponent", 1.0)), fit.get("info") or {})
+    return f"{law} (exponent {note})" if note else law
 
 
 def law_sections(run: RunDir, domains: list[str]) -> list[Section]:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from demix.errors import DemixError
-from demix.law.batch import fit_batched
+from demix.law.batch import fit_batched, predict
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -71,7 +71,7 @@ class MixingLaw:
 
     def features(self, R: np.ndarray) -> np.ndarray:
         """r^p, what t multiplies (r itself for the paper's law)."""
-        return R if self.exponent == 1.0 else _power(np.asarray(R, dtype=np.float64), self.exponent)
+        return _features(np.asarray(R, dtype=np.float64), self.exponent)
 
     def predict_aggregate(self, R: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         """Overall loss (n,) = Σ_i s_i L_i(r) with s the given or stored aggregation weights."""
@@ -126,9 +126,18 @@ class MixingLaw:
             raise DemixError(f"not a mixing-law fit ({type(e).__name__}: {e})") from None
 
 
-def _power(R: np.ndarray, p: float) -> np.ndarray:
-    """r^p, with rounding-error negatives (a share of -1e-18) read as 0."""
-    return np.maximum(R, 0.0) ** p
+def exponent_note(exponent: float, info: dict[str, Any]) -> str | None:
+    """How p was chosen, with the cross-validation errors; None when it was given, not chosen."""
+    cv = info.get("exponent_cv_mae")
+    if not isinstance(cv, dict) or not cv:
+        return None
+    errs = ", ".join(f"p={p}: {float(e):.4f}" for p, e in cv.items())
+    return f"p={exponent:g} chosen by {info.get('exponent_choice')} (held-out MAE {errs})"
+
+
+def _features(R: np.ndarray, p: float) -> np.ndarray:
+    """r^p, what t multiplies: r itself for p = 1; else rounding-error negatives (-1e-18) read as 0."""
+    return R if p == 1.0 else np.maximum(R, 0.0) ** p
 
 
 def _exponent(p: Any) -> float:
@@ -272,7 +281,7 @@ def _fit_at(
     if n_starts is not None and starts.shape[1] > n_starts:
         pick = np.random.default_rng(seed).choice(starts.shape[1], n_starts, replace=False)
         starts = starts[:, np.sort(pick)]
-    X = R if p == 1.0 else _power(R, p)
+    X = _features(R, p)
     Y, M = np.nan_to_num(L).T, mask.T
     kw: dict[str, Any] = {"delta": cfg.huber_delta, "mask": M, "ridge": cfg.ridge, "intercept": p != 1.0}
     total, first_iters = int(starts.shape[1]), 0
@@ -294,8 +303,9 @@ def _fit_at(
 
 def _predict_theta(th: np.ndarray, R: np.ndarray, p: float) -> np.ndarray:
     """Losses (n, V) from raw parameters theta (V, ·) at exponent p (see :func:`_fit_at`)."""
-    z = R @ th[:, 1:].T if p == 1.0 else _power(R, p) @ th[:, 2:].T + th[None, :, 1]
-    return np.exp(th[None, :, 0]) + np.exp(np.minimum(z, 700.0))
+    if p == 1.0:  # log k folded into t: b = 0
+        th = np.insert(th, 1, 0.0, axis=1)
+    return predict(th, _features(R, p)).T
 
 
 def choose_exponent(
