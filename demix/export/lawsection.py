@@ -26,15 +26,6 @@ def _pairs(check: dict[str, Any]) -> tuple[list[float], list[float], list[str]]:
     return measured, predicted, labels
 
 
-def _formula(fit: dict[str, Any]) -> str:
-    """The fitted form and, when cross-validation chose the exponent, its errors."""
-    from demix.law.mixing import exponent_note
-
-    law = str(fit.get("law") or "L_i(r) = c_i + k_i * exp(sum_j t_ij r_j)")
-    note = exponent_note(float(fit.get("exponent", 1.0)), fit.get("info") or {})
-    return f"{law} (exponent {note})" if note else law
-
-
 def law_sections(run: RunDir, domains: list[str]) -> list[Section]:
     """The law section when the law stage ran, else nothing."""
     from demix.export.report import Section
@@ -43,8 +34,14 @@ def law_sections(run: RunDir, domains: list[str]) -> list[Section]:
     if not check_p.is_file() and not fit_p.is_file():
         return []
     sec = Section("Data-mixing law cross-check")
+    from demix.law.mixing import exponent_note
+
     fit: dict[str, Any] = read_json(fit_p) if fit_p.is_file() else {}
-    sec.text(f"{_formula(fit)} fitted to the trials' per-domain bits per byte (Ye et al., 2025).")
+    law = fit.get("law") or "L_i(r) = c_i + k_i * exp(sum_j t_ij r_j)"
+    sec.text(f"{law} fitted to the trials' per-domain bits per byte (Ye et al., 2025).")
+    note = exponent_note(float(fit.get("exponent", 1.0)), fit.get("info") or {})
+    if note:
+        sec.text(f"Exponent {note}.")
     if check_p.is_file():
         check = read_json(check_p)
         m, p, lab = _pairs(check)
