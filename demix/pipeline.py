@@ -18,8 +18,9 @@ from typing import Any
 
 from demix.config import ExperimentConfig
 from demix.errors import DemixError
-from demix.provenance import clear_stage, hash_json, mark_stage_done, stage_done, stage_record_path
 from demix.run import RunDir
+from demix.run.records import clear_stage, mark_stage_done, stage_done, stage_record_path
+from demix.util.hashing import hash_json
 
 
 def _lazy(module: str, name: str) -> Callable[[ExperimentConfig, RunDir], None]:
@@ -70,9 +71,9 @@ STAGES: tuple[Stage, ...] = (
         outputs=("search", "tasks"),
     ),
     Stage("law", ("law", "search"), ("search",), _lazy("demix.law", "check"), outputs=("law",)),
-    Stage("recommend", ("export", "search", "law"), ("law",), _lazy("demix.export", "recommend")),
+    Stage("recommend", ("export", "search", "law"), ("law",), _lazy("demix.recommend", "recommend")),
     Stage("export", ("export",), ("recommend",), _lazy("demix.export", "export"), outputs=("export",)),
-    Stage("report", ("export",), ("export",), _lazy("demix.export", "report"), outputs=("report",)),
+    Stage("report", ("export",), ("export",), _lazy("demix.report", "report"), outputs=("report",)),
     Stage(
         "validate",
         ("validate", "evaluate", "train", "merge"),

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from demix.config import CorporaConfig, SourceConfig
-from demix.corpora import build_builtin, builtin_domain, builtin_names, jaccard, load_source, near_duplicates
+from demix.corpora import build_builtin, builtin_domain, builtin_names, jaccard, near_duplicates
 from demix.corpora.builtin.code import strip_docs_and_comments
 from demix.corpora.builtin.math import TEMPLATES, format_problem
+from demix.data.sources import load_source
 from demix.errors import DataError
 
 CORPORA = CorporaConfig()

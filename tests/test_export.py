@@ -19,8 +19,10 @@ import yaml
 
 from demix.config import dump_config, load_config
 from demix.errors import StageError
-from demix.export import export, recommend, report
+from demix.export.stage import export
 from demix.mixture import weights_to_ratios
+from demix.recommend import recommend
+from demix.report import report
 from demix.run import RunDir
 from tests.conftest import tiny_config
 
@@ -216,7 +218,7 @@ def test_recommend_with_the_law_and_report_section(tmp_path: Path) -> None:
 
 
 def test_report_shows_validation(tmp_path: Path) -> None:
-    from demix.provenance import write_json_atomic
+    from demix.util.io import write_json_atomic
     from demix.validate.metrics import fidelity, task_table
 
     run = make_run(tmp_path / "val", peak=PEAK, n_search=8)
@@ -233,7 +235,7 @@ def test_report_shows_validation(tmp_path: Path) -> None:
 
 
 def test_uses_the_search_recommendation_when_present(tmp_path: Path) -> None:
-    from demix.provenance import write_json_atomic
+    from demix.util.io import write_json_atomic
 
     run = make_run(tmp_path / "rec", peak=PEAK, n_search=8)
     w = dict(zip(DOMAINS, [0.1, 0.2, 0.4, 0.1, 0.2], strict=True))

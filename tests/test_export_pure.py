@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from demix.errors import DataError
-from demix.export.choices import Candidate, best_index, bootstrap_interval, edge_warning, pareto_front
 from demix.export.formats import FORMATS, render
 from demix.export.plan import SCHEMA, round_shares, split_tokens, token_plan
-from demix.export.table import parse_trials_csv
+from demix.recommend.choices import Candidate, best_index, bootstrap_interval, edge_warning, pareto_front
+from demix.recommend.table import parse_trials_csv
 
 TRIALS = """trial,state,baseline,w:a,w:b,mix:a,mix:b,loss:a,loss:b,metric:t1,objective,objective:g1,objective:g2,merge_s,eval_s
 0,COMPLETE,uniform,0.5,0.5,0.75,0.25,1.0,2.0,0.3,0.5,0.4,0.6,0.1,0.2

@@ -11,8 +11,8 @@ import pytest
 
 from demix.config import ExperimentConfig
 from demix.pipeline import STAGE_NAMES, downstream, run_all, stage_hashes, status
-from demix.provenance import mark_stage_done
 from demix.run import RunDir
+from demix.run.records import mark_stage_done
 from tests.conftest import copy_run, tiny_config
 
 

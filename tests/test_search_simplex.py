@@ -7,7 +7,7 @@ import pytest
 
 from demix.config.search import ConstraintsConfig, DemixSamplerConfig
 from demix.errors import ConfigError
-from demix.search.constraints import Constraints, build_constraints
+from demix.mixture.constraints import Constraints, build_constraints
 from demix.search.samplers import round_of
 from demix.search.simplex import Simplex
 from demix.search.surrogate import GRID, candidate_pool, pool_prior, recommend_topk

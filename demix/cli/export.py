@@ -9,7 +9,7 @@ import typer
 from demix.cli.common import ConfigArg, RunDirOpt, SetOpt, load
 
 if TYPE_CHECKING:
-    from demix.export import Recommendation
+    from demix.recommend.build import Recommendation
 
 
 def _parse_tokens(value: str | None) -> int | None:
@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
     def recommend_cmd(config: ConfigArg, set_: SetOpt = None, run_dir: RunDirOpt = None) -> None:
         """The recommended mixture of a finished search: DeMix's surrogate top-k, the best measured
         trial and the law optimum side by side, as data ratios with bootstrap intervals over trials."""
-        from demix.export import recommend
+        from demix.recommend import recommend
 
         cfg, run = load(config, set_, run_dir)
         rec = recommend(cfg, run)
@@ -91,7 +91,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write the chosen mixture for a data team: data ratios (never merge weights), tokens and epochs
         per source, as JSON, YAML, CSV, a Megatron-LM blend, a HF interleave_datasets snippet and a summary."""
-        from demix.export import export
+        from demix.export.stage import export
 
         cfg, run = load(config, set_, run_dir)
         if strict:
@@ -106,7 +106,7 @@ def register(app: typer.Typer) -> None:
     def report_cmd(config: ConfigArg, set_: SetOpt = None, run_dir: RunDirOpt = None) -> None:
         """One self-contained HTML page (and the same as markdown) with the recommendation, the search,
         the law cross-check and, when it ran, the validation against trained references."""
-        from demix.export import report
+        from demix.report import report
 
         cfg, run = load(config, set_, run_dir)
         path = report(cfg, run)

@@ -47,7 +47,7 @@ def _weights_file(path: Path | None, targets: list[str]) -> Any:
     import numpy as np
 
     from demix.errors import DataError
-    from demix.provenance import read_json
+    from demix.util.io import read_json
 
     if path is None:
         return None
@@ -120,8 +120,9 @@ def register(app: typer.Typer) -> None:
 
         import demix.law as law
         from demix.errors import DemixError
-        from demix.provenance import hash_file, hash_json, provenance
         from demix.run import RunDir
+        from demix.util.hashing import hash_file, hash_json
+        from demix.util.provenance import provenance
 
         if references and not source.is_dir():
             raise DemixError(f"--references needs a run directory, got {source}")
@@ -201,7 +202,7 @@ def register(app: typer.Typer) -> None:
 
         import demix.law as law
         from demix.errors import DataError
-        from demix.provenance import write_text_atomic
+        from demix.util.io import write_text_atomic
 
         fitted = law.load_fit(fit_json)
         table = law.read_table(mixtures, require_loss=False)
@@ -247,7 +248,9 @@ def register(app: typer.Typer) -> None:
 
         import demix.law as law
         from demix.mixture import as_dict, format_weights
-        from demix.provenance import hash_file, provenance, write_json_atomic
+        from demix.util.hashing import hash_file
+        from demix.util.io import write_json_atomic
+        from demix.util.provenance import provenance
 
         fitted = law.load_fit(fit_json)
         cfg = _cfg(config, overrides)

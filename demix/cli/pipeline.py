@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         export, report. Stages whose inputs have not changed are skipped, so a stopped run continues."""
         from demix.config import dump_config
         from demix.pipeline import run_all
-        from demix.provenance import write_text_atomic
+        from demix.util.io import write_text_atomic
 
         cfg, run = load(config, set_, run_dir)
         run.root.mkdir(parents=True, exist_ok=True)

@@ -104,8 +104,8 @@ def reference_cmd(
     from demix.data import Manifest
     from demix.errors import DemixError
     from demix.mixture import parse_weights
-    from demix.provenance import hash_json
     from demix.train import train_reference
+    from demix.util.hashing import hash_json
 
     manifest = Manifest.load(run)
     ratios = parse_weights(mixture, manifest.names, normalize=True, what="--mixture")

@@ -11,7 +11,7 @@ from demix.cli.common import ConfigArg, RunDirOpt, SetOpt, load
 
 def format_fidelity(doc: dict[str, Any]) -> str:
     """The fidelity table: Spearman, top-quarter Spearman and recovery per group with intervals."""
-    from demix.export.report import interval_text
+    from demix.report.build import interval_text
 
     fid = doc["fidelity"]
     lines = [

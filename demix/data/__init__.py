@@ -9,7 +9,7 @@ from demix.data.prepare import prepare
 from demix.data.tokenizer import load_tokenizer
 
 if TYPE_CHECKING:
-    from demix.data.sampler import MixtureSampler
+    from demix.data.batches import MixtureSampler
 
 __all__ = ["DomainInfo", "Manifest", "MixtureSampler", "load_tokenizer", "prepare"]
 
@@ -17,7 +17,7 @@ __all__ = ["DomainInfo", "Manifest", "MixtureSampler", "load_tokenizer", "prepar
 def __getattr__(name: str) -> Any:
     # The sampler needs torch; import it only when asked for, so `demix prepare` starts fast.
     if name == "MixtureSampler":
-        from demix.data.sampler import MixtureSampler
+        from demix.data.batches import MixtureSampler
 
         return MixtureSampler
     raise AttributeError(f"module 'demix.data' has no attribute {name!r}")

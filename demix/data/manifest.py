@@ -112,6 +112,6 @@ class Manifest(BaseModel):
             raise DataError(f"malformed manifest: {e.errors()[0]['msg']}", path=path) from None
 
     def save(self, run: RunDir) -> None:
-        from demix.provenance import write_text_atomic
+        from demix.util.io import write_text_atomic
 
         write_text_atomic(run.manifest, self.model_dump_json(indent=2) + "\n")

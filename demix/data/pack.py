@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from demix.provenance import atomic_path
+from demix.util.io import atomic_path
 
 if TYPE_CHECKING:
     import datasets

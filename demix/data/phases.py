@@ -17,8 +17,9 @@ from demix.data.pack import content_hash, tokenize, write_texts, write_tokens
 from demix.data.split import split_documents
 from demix.data.tokenizer import sample_texts
 from demix.errors import DataError
-from demix.provenance import atomic_path, hash_file, hash_json, write_json_atomic
 from demix.run import RunDir
+from demix.util.hashing import hash_file, hash_json
+from demix.util.io import atomic_path, write_json_atomic
 
 if TYPE_CHECKING:
     import datasets
@@ -64,7 +65,7 @@ class Corpora:
         self._splits: dict[str, Any] = {}
 
     def dataset(self, cand: CandidateConfig) -> datasets.Dataset:
-        from demix.corpora import load_candidate
+        from demix.data.sources import load_candidate
 
         if cand.name not in self._data:
             with datasets_progress(self.progress):
@@ -177,7 +178,7 @@ def build_val(
 
 
 def domain_info(cand: CandidateConfig, train: dict[str, Any], val: dict[str, Any]) -> DomainInfo:
-    from demix.corpora import describe
+    from demix.data.sources import describe
 
     return DomainInfo(
         name=cand.name,

@@ -39,8 +39,10 @@ from demix.data.phases import (
 )
 from demix.data.split import split_settings
 from demix.data.tokenizer import load_pretrained, load_tokenizer, save_tokenizer, train_bpe
-from demix.provenance import hash_json, hash_tree, provenance, write_json_atomic, write_text_atomic
 from demix.run import RunDir
+from demix.util.hashing import hash_json, hash_tree
+from demix.util.io import write_json_atomic, write_text_atomic
+from demix.util.provenance import provenance
 
 PREPARE_VERSION = 1  # bump when the layout or content of what prepare writes changes
 
@@ -129,7 +131,7 @@ def prepare(cfg: ExperimentConfig, run: RunDir, *, progress: bool = True) -> Man
     """
     from tqdm.auto import tqdm
 
-    from demix.corpora import fingerprint, source_key
+    from demix.data.sources import fingerprint, source_key
 
     run.data.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run.config, dump_config(cfg))

@@ -14,7 +14,7 @@ import numpy as np
 
 from demix.config import CorporaConfig
 from demix.errors import DataError
-from demix.provenance import hash_json
+from demix.util.hashing import hash_json
 
 if TYPE_CHECKING:
     import datasets

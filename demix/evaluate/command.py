@@ -11,8 +11,10 @@ from demix.evaluate.harness import Evaluator, load_checkpoint, load_task_dicts
 from demix.evaluate.result import EvalResult
 from demix.evaluate.spec import EvalRole, TaskSuite
 from demix.evaluate.tasks import build_tasks
-from demix.provenance import hash_json, provenance, write_json_atomic
 from demix.run import RunDir
+from demix.util.hashing import hash_json
+from demix.util.io import write_json_atomic
+from demix.util.provenance import provenance
 
 
 def run_tokenizer(cfg: ExperimentConfig, run: RunDir) -> Any:

@@ -20,18 +20,11 @@ from demix.errors import ConfigError
 from demix.evaluate.items import ChoiceItem, bpb_texts, split_docs, truncate
 from demix.evaluate.kinds import BUILDERS, KINDS, choose_kind, default_kind
 from demix.evaluate.spec import PREFIX, TaskSpec, TaskSuite, bpb_task_name
-from demix.provenance import (
-    atomic_path,
-    hash_file,
-    hash_json,
-    mark_stage_done,
-    provenance,
-    read_json,
-    stage_done,
-    write_json_atomic,
-    write_text_atomic,
-)
 from demix.run import RunDir
+from demix.run.records import mark_stage_done, stage_done
+from demix.util.hashing import hash_file, hash_json
+from demix.util.io import atomic_path, read_json, write_json_atomic, write_text_atomic
+from demix.util.provenance import provenance
 
 GENERATOR_VERSION = 4  # bump when item generation or task specs change, so runs regenerate their tasks
 STAGE = "tasks"

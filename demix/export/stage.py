@@ -18,10 +18,12 @@ from demix.config.base import format_count
 from demix.errors import ConfigError
 from demix.export.formats import render
 from demix.export.plan import SCHEMA, TokenPlan, token_plan
-from demix.export.recommend import Recommendation, recommend
 from demix.mixture import as_dict
-from demix.provenance import hash_file, provenance, write_text_atomic
+from demix.recommend.build import Recommendation, recommend
 from demix.run import RunDir
+from demix.util.hashing import hash_file
+from demix.util.io import write_text_atomic
+from demix.util.provenance import provenance
 
 
 def available_tokens(

@@ -20,7 +20,9 @@ from demix.law.io import LawTable, aggregate_weights, read_table, save_fit
 from demix.law.mixing import MixingLaw, fit
 from demix.law.optimize import bounds_for, optimize
 from demix.mixture import as_dict, from_mapping
-from demix.provenance import hash_file, hash_json, provenance, read_json, write_json_atomic
+from demix.util.hashing import hash_file, hash_json
+from demix.util.io import read_json, write_json_atomic
+from demix.util.provenance import provenance
 
 if TYPE_CHECKING:
     from demix.config import ExperimentConfig

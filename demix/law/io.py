@@ -18,7 +18,7 @@ import numpy as np
 
 from demix.errors import DataError, StageError
 from demix.law.mixing import MixingLaw
-from demix.provenance import read_json, write_json_atomic, write_text_atomic
+from demix.util.io import read_json, write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
     from demix.config import ExperimentConfig

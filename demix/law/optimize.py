@@ -58,7 +58,7 @@ def bounds_for(
     Raises:
         ConfigError: a constraint names a domain the law does not know, or nothing is feasible.
     """
-    from demix.search.constraints import build_constraints
+    from demix.mixture.constraints import build_constraints
 
     names = list(domains)
     cc = cfg.search.constraints

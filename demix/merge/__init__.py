@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from demix.merge.checkpoint import Checkpoint, check_compatible, open_checkpoint
 from demix.merge.engine import MergeEngine
-from demix.merge.export import save_checkpoint
 from demix.merge.methods import NATIVE, check_weights, get_method, mergekit_available
+from demix.merge.save import save_checkpoint
 from demix.merge.stage import component_dirs, engine_for_run
 
 __all__ = [

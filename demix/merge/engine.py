@@ -347,7 +347,7 @@ class MergeEngine:
 
     def save(self, out_dir: str | Path, tokenizer_dir: str | Path | None = None) -> Path:
         """Write the current merge as an HF checkpoint; see :func:`demix.merge.export.save_checkpoint`."""
-        from demix.merge.export import save_checkpoint
+        from demix.merge.save import save_checkpoint
 
         return save_checkpoint(
             self, Path(out_dir), Path(tokenizer_dir) if tokenizer_dir is not None else None

@@ -12,8 +12,8 @@ import numpy as np
 from demix.config import ExperimentConfig
 from demix.errors import DataError
 from demix.mixture import weights_to_ratios
+from demix.mixture.constraints import Constraints, constraints_for
 from demix.run import RunDir
-from demix.search.constraints import Constraints, constraints_for
 from demix.search.samplers import SamplerContext, make_sampler
 from demix.search.scoring import Score, group_objectives, objective
 from demix.search.simplex import U_HIGH, Simplex

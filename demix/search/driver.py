@@ -20,13 +20,14 @@ import numpy as np
 
 from demix.config import ExperimentConfig, config_from_dict
 from demix.errors import DemixError, StageError
-from demix.provenance import provenance, write_json_atomic
 from demix.run import RunDir
 from demix.search import storage as st
 from demix.search.context import SearchContext, build_context
 from demix.search.samplers import SINGLE_OBJECTIVE_ONLY
 from demix.search.scoring import Score, Scorer
 from demix.search.trials import write_trials_csv
+from demix.util.io import write_json_atomic
+from demix.util.provenance import provenance
 
 if TYPE_CHECKING:
     import optuna
@@ -336,7 +337,7 @@ def run_search(
         f"study {ctx.study_name!r} in {ctx.spec.shown}: view with `optuna-dashboard {ctx.spec.dashboard}`",
     )
     if recommend:
-        from demix.search.recommend import write_recommendation
+        from demix.search.topk import write_recommendation
 
         write_recommendation(ctx, study, scorer, progress=progress)
     return study

@@ -20,8 +20,8 @@ import numpy as np
 
 from demix.config.search import DemixSamplerConfig
 from demix.errors import ConfigError
+from demix.mixture.constraints import Constraints
 from demix.search import surrogate
-from demix.search.constraints import Constraints
 from demix.search.simplex import Simplex
 from demix.search.storage import SLOT, heartbeat_enabled
 

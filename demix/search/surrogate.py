@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from demix.config.search import DemixSamplerConfig
-from demix.search.constraints import Constraints
+from demix.mixture.constraints import Constraints
 
 GRID = 2e-4  # pool weights are multiples of this; smaller ones are zeroed
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from demix.provenance import write_text_atomic
+from demix.util.io import write_text_atomic
 
 if TYPE_CHECKING:
     import optuna

@@ -133,7 +133,7 @@ def matmul_rate(device: torch.device, dtype: torch.dtype | None) -> float:
     cache = cache if isinstance(cache, dict) else {}
     cache[key] = rate
     with contextlib.suppress(OSError):
-        from demix.provenance import write_json_atomic
+        from demix.util.io import write_json_atomic
 
         write_json_atomic(path, cache)
     return rate

@@ -17,10 +17,10 @@ import numpy as np
 from demix.config import ExperimentConfig
 from demix.data import Manifest
 from demix.errors import DemixError, StageError
-from demix.provenance import hash_file, hash_json
 from demix.run import RunDir
 from demix.train.dist import dist_info
 from demix.train.loop import TrainJob, run_job
+from demix.util.hashing import hash_file, hash_json
 
 # Trainer settings that change the weights; the rest (logging, device, eval cadence) do not.
 _TRAIN_KEYS = (

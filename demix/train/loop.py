@@ -21,7 +21,6 @@ import numpy as np
 
 from demix.config import ExperimentConfig
 from demix.errors import DemixError
-from demix.provenance import hash_file, provenance, write_json_atomic
 from demix.run import RunDir
 from demix.train import checkpoint as ckpt_io
 from demix.train.dist import DistInfo, all_reduce_sum, barrier, broadcast_object, dist_info, init_distributed
@@ -30,6 +29,9 @@ from demix.train.heldout import heldout_loss, loss_table
 from demix.train.model import build_model, model_shape
 from demix.train.schedule import lr_at, warmup_steps_for
 from demix.train.step import forward_backward, make_optimizer
+from demix.util.hashing import hash_file
+from demix.util.io import write_json_atomic
+from demix.util.provenance import provenance
 
 if TYPE_CHECKING:
     import torch

@@ -18,8 +18,10 @@ import numpy as np
 from demix.config import ExperimentConfig
 from demix.errors import DemixError
 from demix.mixture import as_dict, weights_to_ratios
-from demix.provenance import hash_json, provenance, read_json, write_json_atomic
 from demix.run import RunDir
+from demix.util.hashing import hash_json
+from demix.util.io import read_json, write_json_atomic
+from demix.util.provenance import provenance
 from demix.validate import lawcompare
 from demix.validate.metrics import fidelity, task_table
 

@@ -16,10 +16,10 @@ import numpy as np
 from demix.config import ExperimentConfig
 from demix.config.law import LawConfig
 from demix.errors import DemixError
-from demix.export.choices import Candidate, bootstrap_interval
 from demix.mixture import from_mapping, ratios_to_weights
-from demix.provenance import read_json
+from demix.recommend.choices import Candidate, bootstrap_interval
 from demix.run import RunDir
+from demix.util.io import read_json
 
 if TYPE_CHECKING:
     from demix.law import LawTable, MixingLaw

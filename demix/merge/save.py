@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 
 from demix.errors import DemixError
 from demix.mixture import as_dict
-from demix.provenance import hash_json, provenance, write_json_atomic
+from demix.util.hashing import hash_json
+from demix.util.io import write_json_atomic
+from demix.util.provenance import provenance
 
 if TYPE_CHECKING:
     from demix.merge.engine import MergeEngine

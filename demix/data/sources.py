@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from demix.config import CandidateConfig, CorporaConfig, SourceConfig
 from demix.errors import DataError
-from demix.provenance import hash_file, hash_json
+from demix.util.hashing import hash_file, hash_json
 
 if TYPE_CHECKING:
     import datasets

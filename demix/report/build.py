@@ -17,13 +17,14 @@ from typing import Any
 import numpy as np
 
 from demix.config import ExperimentConfig
-from demix.export import plots
-from demix.export.lawsection import law_sections
-from demix.export.recommend import Recommendation, recommend
-from demix.export.table import TrialsTable, load_trials
 from demix.mixture import weights_to_ratios
-from demix.provenance import atomic_path, provenance, read_json, write_text_atomic
+from demix.recommend.build import Recommendation, recommend
+from demix.recommend.table import TrialsTable, load_trials
+from demix.report import plots
+from demix.report.law import law_sections
 from demix.run import RunDir
+from demix.util.io import atomic_path, read_json, write_text_atomic
+from demix.util.provenance import provenance
 
 
 @dataclass

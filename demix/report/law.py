@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from demix.export import plots
-from demix.provenance import read_json
+from demix.report import plots
 from demix.run import RunDir
+from demix.util.io import read_json
 
 if TYPE_CHECKING:
-    from demix.export.report import Section
+    from demix.report.build import Section
 
 
 def _pairs(check: dict[str, Any]) -> tuple[list[float], list[float], list[str]]:
@@ -28,7 +28,7 @@ def _pairs(check: dict[str, Any]) -> tuple[list[float], list[float], list[str]]:
 
 def law_sections(run: RunDir, domains: list[str]) -> list[Section]:
     """The law section when the law stage ran, else nothing."""
-    from demix.export.report import Section
+    from demix.report.build import Section
 
     check_p, fit_p = run.law / "check.json", run.law / "fit.json"
     if not check_p.is_file() and not fit_p.is_file():

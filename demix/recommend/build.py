@@ -15,12 +15,14 @@ import numpy as np
 
 from demix.config import ExperimentConfig
 from demix.errors import StageError
-from demix.export import lawview
-from demix.export.choices import Candidate, best_index, bootstrap_interval, edge_warning, pareto_front
-from demix.export.table import TrialsTable, load_trials
 from demix.mixture import as_dict, from_mapping, weights_to_ratios
-from demix.provenance import hash_file, hash_json, provenance, read_json, write_json_atomic
+from demix.recommend import law as lawview
+from demix.recommend.choices import Candidate, best_index, bootstrap_interval, edge_warning, pareto_front
+from demix.recommend.table import TrialsTable, load_trials
 from demix.run import RunDir
+from demix.util.hashing import hash_file, hash_json
+from demix.util.io import read_json, write_json_atomic
+from demix.util.provenance import provenance
 
 BOOTSTRAP_POOL = 20_000  # bootstrap replicates rank a subsample of the pool this large (speed)
 
@@ -99,7 +101,7 @@ def _check_finished(cfg: ExperimentConfig, run: RunDir, table: TrialsTable) -> T
 
 def _context(cfg: ExperimentConfig, run: RunDir, domains: list[str]) -> tuple[Any, np.ndarray, np.ndarray]:
     """The search's constraints, pool prior and token counts, built the way the search built them."""
-    from demix.search.constraints import constraints_for
+    from demix.mixture.constraints import constraints_for
     from demix.search.context import domains_and_counts
     from demix.search.surrogate import pool_prior
 

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from demix.mixture import as_dict
-from demix.provenance import hash_json, provenance, read_json, write_json_atomic
 from demix.search.scoring import Score, Scorer, group_objectives, objective
 from demix.search.surrogate import recommend_topk
+from demix.util.hashing import hash_json
+from demix.util.io import read_json, write_json_atomic
+from demix.util.provenance import provenance
 
 BASE_MODEL = "base_model"  # the run's base model in the report: a reference, not a baseline
 

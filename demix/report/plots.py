@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from demix.export.choices import Candidate
-from demix.export.table import TrialsTable
+from demix.recommend.choices import Candidate
+from demix.recommend.table import TrialsTable
 from demix.validate.metrics import spearman
 
 COLORS = {"surrogate_topk": "#1f77b4", "best_trial": "#ff7f0e", "law": "#2ca02c", "prior": "#7f7f7f"}

@@ -1,0 +1,39 @@
+"""Stage records: ``.stages/<stage>.json`` holds the inputs hash a stage finished with, so a stage
+is skipped when its inputs have not changed."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from demix.util.io import write_json_atomic
+
+
+def stage_record_path(run_root: Path, stage: str) -> Path:
+    return Path(run_root) / ".stages" / f"{stage.replace('/', '__')}.json"
+
+
+def stage_done(run_root: Path, stage: str, inputs_hash: str) -> bool:
+    """True when ``stage`` finished before with the same inputs."""
+    p = stage_record_path(run_root, stage)
+    if not p.is_file():
+        return False
+    try:
+        return json.loads(p.read_text()).get("inputs_hash") == inputs_hash
+    except (json.JSONDecodeError, OSError):
+        return False
+
+
+def mark_stage_done(run_root: Path, stage: str, inputs_hash: str, **extra: Any) -> None:
+    write_json_atomic(
+        stage_record_path(run_root, stage),
+        {"stage": stage, "inputs_hash": inputs_hash, "finished": time.time(), **extra},
+    )
+
+
+def clear_stage(run_root: Path, stage: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        stage_record_path(run_root, stage).unlink()
