@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
+from demix.util.stats import rankdata, spearman
 from demix.validate.metrics import (
     fidelity,
-    rankdata,
     recovery,
-    spearman,
     task_table,
     top_k,
     top_spearman,

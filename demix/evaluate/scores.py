@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from demix.evaluate.result import EvalResult
+from demix.util.stats import rankdata
 
 ValuesLike = EvalResult | Mapping[str, float]
 
@@ -79,17 +80,6 @@ def objective(result: EvalResult, baselines: Mapping[str, ValuesLike]) -> float:
     return float(np.mean(list(groups.values()))) if groups else float("nan")
 
 
-def _average_ranks(x: np.ndarray) -> np.ndarray:
-    """Ranks 1..n of ``x`` in descending order (1 = largest), ties sharing their mean rank."""
-    order = np.argsort(-x, kind="stable")
-    ranks = np.empty(len(x), dtype=np.float64)
-    ranks[order] = np.arange(1, len(x) + 1)
-    for v in np.unique(x):
-        tie = x == v
-        ranks[tie] = ranks[tie].mean()
-    return ranks
-
-
 def average_rank(
     results: Sequence[ValuesLike],
     directions: Mapping[str, str] | None = None,
@@ -120,7 +110,7 @@ def average_rank(
     by_group: dict[str, list[np.ndarray]] = {}
     for t in tasks:
         x = np.array([_sign(directions.get(t, "higher")) * v[t] for v in vals], dtype=np.float64)
-        by_group.setdefault(groups.get(t, "all"), []).append(_average_ranks(x))
+        by_group.setdefault(groups.get(t, "all"), []).append(rankdata(x, descending=True))
     if not by_group:
         return np.full(len(vals), np.nan)
     per_group = [np.mean(np.stack(r), axis=0) for _, r in sorted(by_group.items())]

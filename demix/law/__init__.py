@@ -21,7 +21,7 @@ law), ``scaling`` (step and size laws), ``optimize`` (law optimum under the sear
 from __future__ import annotations
 
 from demix.law.aggregate import OVERALL, fit_with_overall, split_overall
-from demix.law.check import check, holdout_errors, spearman
+from demix.law.check import check, holdout_errors
 from demix.law.io import (
     LawTable,
     aggregate_weights,
@@ -62,7 +62,6 @@ __all__ = [
     "read_table",
     "resolve_input",
     "save_fit",
-    "spearman",
     "split_overall",
     "tidy_to_wide",
 ]

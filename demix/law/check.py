@@ -23,20 +23,12 @@ from demix.mixture import as_dict, from_mapping
 from demix.util.hashing import hash_file, hash_json
 from demix.util.io import read_json, write_json_atomic
 from demix.util.provenance import provenance
+from demix.util.stats import spearman
 
 if TYPE_CHECKING:
     from demix.config import ExperimentConfig
     from demix.config.law import LawConfig
     from demix.run import RunDir
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation (average ranks for ties); NaN when either side is constant."""
-    from scipy.stats import spearmanr
-
-    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return float("nan")
-    return float(spearmanr(a, b).statistic)
 
 
 def holdout_errors(

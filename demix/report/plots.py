@@ -12,7 +12,7 @@ import numpy as np
 
 from demix.recommend.choices import Candidate
 from demix.recommend.table import TrialsTable
-from demix.validate.metrics import spearman
+from demix.util.stats import spearman
 
 COLORS = {"surrogate_topk": "#1f77b4", "best_trial": "#ff7f0e", "law": "#2ca02c", "prior": "#7f7f7f"}
 

@@ -4,7 +4,7 @@ Public API::
 
     validate(cfg, run, mixtures=None) -> dict     # validation/validation.json
     fidelity(proxy, reference, ...) -> Fidelity    # DeMix's metrics (pure)
-    spearman(a, b), top_spearman(...), recovery(...), task_table(rows)
+    top_spearman(...), recovery(...), task_table(rows)
 
 Modules: ``metrics`` (pure fidelity metrics and bootstrap), ``stage`` (sampling, reference training,
 scoring, resumable), ``lawcompare`` (the law fitted on references vs on proxies).
@@ -17,7 +17,6 @@ from demix.validate.metrics import (
     TaskTable,
     fidelity,
     recovery,
-    spearman,
     task_table,
     top_k,
     top_spearman,
@@ -30,7 +29,6 @@ __all__ = [
     "fidelity",
     "recovery",
     "sample_weights",
-    "spearman",
     "task_table",
     "top_k",
     "top_spearman",

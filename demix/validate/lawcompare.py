@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from demix.config import ExperimentConfig
-from demix.validate.metrics import spearman
+from demix.util.stats import spearman
 
 
 def _losses(rows: list[dict[str, Any]], key: str, domains: list[str]) -> np.ndarray:

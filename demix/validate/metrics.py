@@ -16,34 +16,13 @@ count equally, and each set is ranked by its own measurements.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-
-def rankdata(x: np.ndarray) -> np.ndarray:
-    """Average ranks (ties share the mean rank), 1-based."""
-    x = np.asarray(x, dtype=np.float64)
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty(len(x), dtype=np.float64)
-    ranks[order] = np.arange(1, len(x) + 1)
-    _, inv, counts = np.unique(x, return_inverse=True, return_counts=True)
-    sums = np.bincount(inv, weights=ranks)
-    return (sums / counts)[inv]
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman's rho (Pearson correlation of average ranks); NaN when either side is constant."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 2:
-        return float("nan")
-    ra, rb = rankdata(a[ok]), rankdata(b[ok])
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    den = np.sqrt((ra**2).sum() * (rb**2).sum())
-    return float((ra * rb).sum() / den) if den > 0 else float("nan")
+from demix.util.stats import bootstrap, spearman
 
 
 def top_k(n: int, fraction: float = 0.25) -> int:
@@ -186,25 +165,6 @@ def _stats(proxy: TaskTable, reference: TaskTable, idx: np.ndarray, fraction: fl
     for key in ("spearman", "top", "recovery"):
         vals = [out[f"{key}:{g}"] for g in groups]
         out[f"{key}:macro"] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
-    return out
-
-
-def bootstrap(
-    stat: Callable[[np.ndarray], dict[str, float]], n: int, replicates: int, seed: int
-) -> dict[str, tuple[float, float]]:
-    """Percentile 95% interval of every key of ``stat(indices)`` over ``replicates`` resamples of n."""
-    rng = np.random.default_rng(seed)
-    draws: dict[str, list[float]] = {}
-    for _ in range(replicates):
-        for k, v in stat(rng.integers(0, n, size=n)).items():
-            draws.setdefault(k, []).append(v)
-    out = {}
-    for k, vs in draws.items():
-        a = np.asarray(vs, dtype=np.float64)
-        a = a[np.isfinite(a)]
-        out[k] = (
-            (float(np.quantile(a, 0.025)), float(np.quantile(a, 0.975))) if len(a) >= 2 else (np.nan, np.nan)
-        )
     return out
 
 
