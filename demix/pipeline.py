@@ -9,7 +9,6 @@ stopped continues where it stopped.
 
 from __future__ import annotations
 
-import importlib
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,20 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from demix.config import ExperimentConfig
+from demix.data import prepare
 from demix.errors import DemixError
+from demix.export import export
+from demix.law import check
+from demix.recommend import recommend
+from demix.report import report
 from demix.run import RunDir
 from demix.run.records import clear_stage, mark_stage_done, stage_done, stage_record_path
+from demix.search import run_search
+from demix.train import train_base, train_components
 from demix.util.hashing import hash_json
-
-
-def _lazy(module: str, name: str) -> Callable[[ExperimentConfig, RunDir], None]:
-    """A stage function imported only when the stage runs (keeps `demix --help` free of torch)."""
-
-    def call(cfg: ExperimentConfig, run: RunDir) -> None:
-        getattr(importlib.import_module(module), name)(cfg, run)
-
-    call.__name__ = f"{module}.{name}"
-    return call
+from demix.validate import validate
 
 
 @dataclass(frozen=True)
@@ -40,7 +37,7 @@ class Stage:
     name: str
     sections: tuple[str, ...]
     needs: tuple[str, ...]
-    fn: Callable[[ExperimentConfig, RunDir], None]
+    fn: Callable[[ExperimentConfig, RunDir], object]
     optional: bool = False
     # Outputs (relative to the run) removed before the stage is redone because it was forced or its
     # inputs changed; prepare redoes only what changed by itself, so it has none.
@@ -48,37 +45,37 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("prepare", ("corpora", "tokenizer"), (), _lazy("demix.data", "prepare")),
+    Stage("prepare", ("corpora", "tokenizer"), (), prepare),
     Stage(
         "train-base",
         ("model", "train"),
         ("prepare",),
-        _lazy("demix.train", "train_base"),
+        train_base,
         outputs=("models/base",),
     ),
     Stage(
         "train-components",
         ("model", "train"),
         ("train-base",),
-        _lazy("demix.train", "train_components"),
+        train_components,
         outputs=("models/components",),
     ),
     Stage(
         "search",
         ("merge", "evaluate", "search", "export"),
         ("train-components",),
-        _lazy("demix.search", "run_search"),
+        run_search,
         outputs=("search", "tasks"),
     ),
-    Stage("law", ("law", "search"), ("search",), _lazy("demix.law", "check"), outputs=("law",)),
-    Stage("recommend", ("export", "search", "law"), ("law",), _lazy("demix.recommend", "recommend")),
-    Stage("export", ("export",), ("recommend",), _lazy("demix.export", "export"), outputs=("export",)),
-    Stage("report", ("export",), ("export",), _lazy("demix.report", "report"), outputs=("report",)),
+    Stage("law", ("law", "search"), ("search",), check, outputs=("law",)),
+    Stage("recommend", ("export", "search", "law"), ("law",), recommend),
+    Stage("export", ("export",), ("recommend",), export, outputs=("export",)),
+    Stage("report", ("export",), ("export",), report, outputs=("report",)),
     Stage(
         "validate",
         ("validate", "evaluate", "train", "merge"),
         ("train-components",),
-        _lazy("demix.validate", "validate"),
+        validate,
         optional=True,
         outputs=("validation", "models/references"),
     ),

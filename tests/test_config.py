@@ -79,6 +79,34 @@ def test_set_overrides_any_key() -> None:
         load_config(TINY_CONFIG, ["evaluate.builtin.objective_domains=[prose,nope]"])
 
 
+def test_flag_values_go_through_validation_after_set() -> None:
+    # What a command's flags that shadow config keys use (demix.cli.common.load's flags/defaults).
+    cfg = load_config(
+        TINY_CONFIG,
+        ["search.n_trials=3", "merge.compile=true"],
+        values={"search.n_trials": 5, "search.workers": None, "validate.mixtures": 4},
+        defaults={"merge.compile": False, "merge.method": "ties"},
+    )
+    assert cfg.search.n_trials == 5 and cfg.search.workers == 1  # None: the flag was not given
+    assert cfg.validate_.mixtures == 4
+    assert cfg.merge.compile is True and cfg.merge.method == "ties"  # defaults fill only what is unset
+    assert load_config(TINY_CONFIG, defaults={"merge.compile": False}).merge.compile is False
+    with pytest.raises(ConfigError, match=r"merge: merge\.normalize=false only makes sense"):
+        load_config(TINY_CONFIG, values={"merge.normalize": False})
+    with pytest.raises(ConfigError, match=r"search\.n_trials: Input should be greater than 0"):
+        load_config(TINY_CONFIG, values={"search.n_trials": 0})
+
+
+def test_unknown_builtin_domain_is_a_config_error_without_loading_corpora(tmp_path: Path) -> None:
+    data = _tiny(recipe=None, candidates=[
+        {"name": "a", "sources": [{"builtin": "prose"}]}, {"name": "b", "sources": [{"builtin": "poetry"}]},
+    ], general="a")  # fmt: skip
+    res = _demix("config", "validate", str(_write(tmp_path, data)))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "corpora.candidates[1].sources[0]: builtin: no built-in domain 'poetry'" in res.stderr
+    assert "(known: code, comments, math, prose, tables)" in res.stderr
+
+
 @pytest.mark.parametrize(
     ("change", "needle"),
     [

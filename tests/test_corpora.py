@@ -30,6 +30,15 @@ def test_at_least_five_builtin_domains_with_groups() -> None:
     assert {"general", "code", "math"} <= groups
 
 
+def test_registry_matches_the_names_the_config_accepts() -> None:
+    from demix.config.data import BUILTIN_DOMAINS
+    from demix.corpora.builtin.registry import register
+
+    assert builtin_names() == list(BUILTIN_DOMAINS)  # same names, same order (error messages list them)
+    with pytest.raises(ValueError, match="BUILTIN_DOMAINS"):
+        register("poetry", group="general", description="not in the config's list")
+
+
 @pytest.mark.parametrize("name", ["prose", "code", "math", "comments", "tables"])
 def test_builtin_domain_size_and_determinism(name: str) -> None:
     docs = build_builtin(name, SMALL, seed=0)

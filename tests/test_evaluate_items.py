@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import random
 
-from demix.evaluate.kinds import choose_kind, default_kind, usable
-from demix.evaluate.permuted import equation_items, order_items
+from demix.evaluate.items import choose_kind, default_kind, usable
+from demix.evaluate.items.equation import equation_items
+from demix.evaluate.items.order import order_items
 
 MATH = [
     "Question: Ann buys 4 pens at $3 each.\nAnswer: The pens cost 4 * 3 = $12.\n#### 12",

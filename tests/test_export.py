@@ -252,3 +252,22 @@ def test_uses_the_search_recommendation_when_present(tmp_path: Path) -> None:
     assert rec.chosen.predicted["surrogate_objective"] == 0.9 and rec.search_report == report_scores
     md = report(cfg, run).with_suffix(".md").read_text()
     assert "held-out report tasks" in md and "| recommended | 0.7000 | code 0.700 |" in md
+
+
+def test_report_sections_read_only_the_summary(tmp_path: Path) -> None:
+    import shutil
+
+    from demix.report import summarize
+    from demix.report.build import build_sections
+
+    run = make_run(tmp_path / "sum", peak=PEAK, n_search=8)
+    cfg = load_config(run.config, ["export.bootstrap=0"])
+    summary = summarize(cfg, run)
+    assert (
+        summary.recommendation.domains == DOMAINS and len(summary.trials) == summary.recommendation.n_trials
+    )
+    np.testing.assert_allclose(summary.token_counts, [COUNTS[d] for d in DOMAINS])
+    assert summary.exported is None and summary.law_check is None and summary.validation is None
+    shutil.rmtree(run.root)  # the sections never go back to the run directory
+    titles = [s.title for s in build_sections(summary)]
+    assert titles == ["Recommended mixture", "Three recommendations side by side", "Search"]

@@ -216,7 +216,7 @@ def _baselines(run_root, tasks: dict[str, tuple[str, list[float]]]) -> None:
 
 
 def test_objective_weights_make_the_law_rank_as_the_objective(tmp_path) -> None:
-    from demix.law.check import objective_weights
+    from demix.law.stage import objective_weights
     from demix.run import RunDir
 
     run = RunDir(tmp_path)
@@ -236,3 +236,24 @@ def test_objective_weights_make_the_law_rank_as_the_objective(tmp_path) -> None:
         tmp_path, {"demix_bpb_a": ("general", [2.0, 1.5, 2.5]), "arc_easy": ("general", [0.3, 0.4, 0.5])}
     )
     assert objective_weights(run, ["a", "b"]) is None  # an accuracy task: the law's loss is not the objective
+
+
+def test_objective_coefficients_are_the_objective_slopes() -> None:
+    """The weighting the law borrows is the objective's own: its slope in each task value."""
+    from demix.evaluate.result import EvalResult, Metric
+    from demix.evaluate.scores import objective, objective_coefficients
+
+    def result(vals: dict[str, float]) -> EvalResult:
+        groups = {"a": "general", "b": "general", "c": "code", "z": "code"}
+        weights = {"a": 1.0, "b": 3.0, "c": 1.0, "z": 0.0}
+        return EvalResult(
+            {t: Metric(v, None, "lower", groups[t], weight=weights[t]) for t, v in vals.items()}
+        )
+
+    frozen = {"u": {"a": 2.0, "b": 3.0, "c": 1.0, "z": 1.0}, "v": {"a": 1.5, "b": 2.0, "c": 1.2, "z": 2.0}}
+    base = {"a": 1.8, "b": 2.5, "c": 1.1, "z": 1.5}
+    coef = objective_coefficients(result(base), frozen)
+    assert set(coef) == {"a", "b", "c"}  # weight 0: not counted
+    for task, slope in coef.items():
+        moved = objective(result(base | {task: base[task] + 0.1}), frozen) - objective(result(base), frozen)
+        assert moved == pytest.approx(0.1 * slope)

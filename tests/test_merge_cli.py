@@ -86,7 +86,7 @@ def test_export_matches_mergekit_linear(tmp_path: Path, bf16_components: list[Pa
     assert (out / "demix_merge.json").is_file()
 
 
-def test_bare_values_and_task_arithmetic(tmp_path: Path) -> None:
+def test_task_arithmetic_without_normalising(tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM
 
     comps = save_components(tmp_path / "c", len(DOMAINS))
@@ -98,7 +98,7 @@ def test_bare_values_and_task_arithmetic(tmp_path: Path) -> None:
         "merge",
         cfg,
         "--weights",
-        "0.5,0,0,0,0.25",
+        "prose=0.5,tables=0.25",
         "--method",
         "task_arithmetic",
         "--no-normalize",
@@ -117,7 +117,7 @@ def test_bare_values_and_task_arithmetic(tmp_path: Path) -> None:
     [
         ("prose=0.5,code=-0.2", ("code=-0.2",)),
         ("prose=0.5,code=nan", ("code=nan",)),
-        ("0.5,0.5", ("2 values for 5 components",)),
+        ("0.5,0.5", ("'0.5' is not name=value",)),  # one syntax: bare values are not weights
         ("prose=0,code=0", ("all zero",)),
         ("prose=1,poetry=1", ("unknown domain 'poetry'",)),
     ],
@@ -127,6 +127,14 @@ def test_bad_weights_exit_2(
 ) -> None:
     cfg = write_config(tmp_path, bf16_components)
     assert_user_error(demix("merge", cfg, "--weights", weights, "--out", tmp_path / "o"), *needles)
+    assert not (tmp_path / "o").exists()
+
+
+def test_no_normalize_with_linear_is_a_config_error(tmp_path: Path, bf16_components: list[Path]) -> None:
+    # --no-normalize sets merge.normalize through the validated config, like --set would.
+    res = demix("merge", write_config(tmp_path, bf16_components), "--weights", "prose=1", "--no-normalize",
+                "--out", tmp_path / "o")  # fmt: skip
+    assert_user_error(res, "merge.normalize=false only makes sense with method=task_arithmetic")
     assert not (tmp_path / "o").exists()
 
 

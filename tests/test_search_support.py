@@ -16,8 +16,10 @@ import pytest
 import yaml
 
 from demix.config import ExperimentConfig, load_config
+from demix.evaluate.result import Metric
+from demix.evaluate.scores import group_objectives, normalized_tasks, objective
 from demix.run import RunDir
-from demix.search.scoring import Score, TaskMetric, group_objectives, normalized_tasks, objective
+from demix.search.scoring import Score
 
 TESTS_ROOT = Path(__file__).resolve().parent
 DOMAINS = ["prose", "code", "math", "tables"]
@@ -66,8 +68,8 @@ class SyntheticScorer:
         shift = 0.02 if role == "report" else 0.0
         metrics = {}
         for g, opt in OPTIMA.items():
-            metrics[f"{g}_acc"] = TaskMetric(0.8 - float(np.sum((w - opt) ** 2)) + shift, "higher", g)
-        metrics["math_loss"] = TaskMetric(1.0 + float(np.sum((w - OPTIMA["math"]) ** 2)), "lower", "math")
+            metrics[f"{g}_acc"] = Metric(0.8 - float(np.sum((w - opt) ** 2)) + shift, None, "higher", g)
+        metrics["math_loss"] = Metric(1.0 + float(np.sum((w - OPTIMA["math"]) ** 2)), None, "lower", "math")
         bpb = {d: 2.0 - 0.8 * float(w[i]) for i, d in enumerate(DOMAINS)}
         return Score(metrics, bpb, merge_s=0.001, eval_s=self.delay)
 
@@ -78,7 +80,7 @@ def slow_scorer(cfg: ExperimentConfig, run: RunDir) -> SyntheticScorer:
 
 def test_objective_normalises_against_baselines() -> None:
     def s(acc: float, loss: float) -> Score:
-        return Score({"a": TaskMetric(acc, "higher", "g1"), "l": TaskMetric(loss, "lower", "g2")})
+        return Score({"a": Metric(acc, None, "higher", "g1"), "l": Metric(loss, None, "lower", "g2")})
 
     base = {"x": s(0.2, 3.0), "y": s(0.6, 1.0)}
     norm = normalized_tasks(s(0.4, 2.0), base)

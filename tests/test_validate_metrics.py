@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
+from demix.evaluate.result import Metric
 from demix.util.stats import rankdata, spearman
 from demix.validate.metrics import (
     fidelity,
+    metric_table,
     recovery,
     task_table,
     top_k,
@@ -42,7 +44,7 @@ def _rows(values: list[list[float]], tasks: list[tuple[str, str, str]]) -> list[
     ]
 
 
-TASKS = [("acc_code", "max", "code"), ("bpb_code", "min", "code"), ("acc_math", "max", "math")]
+TASKS = [("acc_code", "higher", "code"), ("bpb_code", "lower", "code"), ("acc_math", "higher", "math")]
 
 
 def test_recovery_inverts_lower_is_better() -> None:
@@ -51,6 +53,17 @@ def test_recovery_inverts_lower_is_better() -> None:
     rec = recovery(proxy, ref)
     # code: mean(0.4/0.5, 1.0/2.0) = 0.65; math: 1.0
     assert rec["code"][0] == pytest.approx(0.65) and rec["math"][0] == pytest.approx(1.0)
+
+
+def test_tables_of_metrics_and_of_their_json_agree() -> None:
+    vals = [[0.4, 2.0, 0.5], [0.3, 2.5, 0.6]]
+    metrics = [{t: Metric(v, None, d, g) for (t, d, g), v in zip(TASKS, row, strict=True)} for row in vals]  # type: ignore[arg-type]
+    a, b = metric_table(metrics), task_table(_rows(vals, TASKS))
+    assert a.tasks == b.tasks and a.directions == b.directions and a.groups == b.groups
+    assert np.array_equal(a.values, b.values)
+    # validation files written before directions were higher/lower said max/min
+    legacy = [(t, {"higher": "max", "lower": "min"}[d], g) for t, d, g in TASKS]
+    assert task_table(_rows(vals, legacy)).directions == b.directions
 
 
 def test_fidelity_known_answers_and_bootstrap() -> None:

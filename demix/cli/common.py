@@ -1,14 +1,16 @@
-"""Options and helpers every command shares: CONFIG-or-RUN, ``--set`` overrides, ``--run-dir``."""
+"""Options and helpers every command shares: CONFIG-or-RUN, ``--set`` overrides, ``--run-dir``, and
+the one way a flag that shadows a config key is applied (:func:`load`'s ``flags``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from demix.config import ExperimentConfig, load_config
-from demix.errors import ConfigError
+from demix.errors import ConfigError, DemixError
 from demix.run import RunDir
 
 ConfigArg = Annotated[
@@ -22,19 +24,50 @@ SetOpt = Annotated[
 RunDirOpt = Annotated[Path | None, typer.Option("--run-dir", help="Run directory (default: runs/<name>).")]
 
 
+def parse_tokens(value: str | None, flag: str = "--tokens") -> int | None:
+    """A token count flag (``100B``, ``2.5M``, ``4096``); ``None`` when not given.
+
+    Raises:
+        DemixError: not a count, or not > 0 (the message names the flag).
+    """
+    from demix.util.units import parse_count
+
+    if value is None:
+        return None
+    try:
+        n = parse_count(value)
+    except ValueError as e:
+        raise DemixError(f"{flag}: {e}") from None
+    if n <= 0:
+        raise DemixError(f"{flag} {value}: must be > 0")
+    return n
+
+
 def load(
-    config_or_run: Path, overrides: list[str] | None = None, run_dir: Path | None = None
+    config_or_run: Path,
+    overrides: list[str] | None = None,
+    run_dir: Path | None = None,
+    *,
+    flags: Mapping[str, Any] | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> tuple[ExperimentConfig, RunDir]:
     """Load the config from a YAML file or from a run directory's ``config.yaml``.
 
     A run directory given as the argument is also the run directory, unless ``--run-dir`` says otherwise.
+
+    Args:
+        overrides: the ``--set KEY=VALUE`` strings.
+        flags: the command's flags that shadow config keys, as ``{"search.n_trials": n_trials}``
+            (``None``: not given). Applied after ``--set`` and validated with the whole config, the
+            one way every command applies such a flag.
+        defaults: the command's own defaults for keys the config leaves unset or null.
     """
     path = Path(config_or_run)
     if path.is_dir():
         cfg_path = path / "config.yaml"
         if not cfg_path.is_file():
             raise ConfigError("is a directory without config.yaml (not a demix run)", path=path)
-        cfg = load_config(cfg_path, overrides)
+        cfg = load_config(cfg_path, overrides, values=flags, defaults=defaults)
         return cfg, RunDir(run_dir if run_dir is not None else path)
-    cfg = load_config(path, overrides)
+    cfg = load_config(path, overrides, values=flags, defaults=defaults)
     return cfg, RunDir.for_config(cfg, run_dir)

@@ -6,25 +6,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from demix.cli.common import ConfigArg, RunDirOpt, SetOpt, load
+from demix.cli.common import ConfigArg, RunDirOpt, SetOpt, load, parse_tokens
 
 if TYPE_CHECKING:
     from demix.recommend.build import Recommendation
-
-
-def _parse_tokens(value: str | None) -> int | None:
-    from demix.config.base import parse_count
-    from demix.errors import DemixError
-
-    if value is None:
-        return None
-    try:
-        n = parse_count(value)
-    except ValueError as e:
-        raise DemixError(f"--tokens: {e}") from None
-    if n <= 0:
-        raise DemixError(f"--tokens {value}: must be > 0")
-    return n
 
 
 def format_recommendation(rec: Recommendation) -> str:
@@ -93,10 +78,10 @@ def register(app: typer.Typer) -> None:
         per source, as JSON, YAML, CSV, a Megatron-LM blend, a HF interleave_datasets snippet and a summary."""
         from demix.export.stage import export
 
-        cfg, run = load(config, set_, run_dir)
-        if strict:
-            cfg = cfg.model_copy(update={"export": cfg.export.model_copy(update={"strict_epochs": True})})
-        paths = export(cfg, run, target_tokens=_parse_tokens(tokens))
+        cfg, run = load(config, set_, run_dir, flags={"export.strict_epochs": True if strict else None})
+        # --tokens sizes this export only: export.target_tokens also set the search's epoch caps, which
+        # the recommendation was made under, so the flag is an argument rather than an override.
+        paths = export(cfg, run, target_tokens=parse_tokens(tokens))
         md = run.export / "recommended_mixture.md"
         if md.is_file():
             typer.echo(md.read_text())

@@ -8,27 +8,6 @@ from typing import Annotated
 import typer
 
 from demix.cli.common import ConfigArg, RunDirOpt, SetOpt, load
-from demix.errors import DemixError
-
-
-def _parse(text: str, names: list[str]) -> list[float]:
-    """``name=w,...`` (names from the manifest, missing ones 0) or bare values in canonical order."""
-    from demix.mixture import parse_weights
-
-    items = [p.strip() for p in text.split(",") if p.strip()]
-    if items and not any("=" in p for p in items):
-        values = []
-        for p in items:
-            try:
-                values.append(float(p))
-            except ValueError:
-                raise DemixError(f"--weights: {p!r} is not a number") from None
-        if len(values) != len(names):
-            raise DemixError(
-                f"--weights: {len(values)} values for {len(names)} components ({', '.join(names)})"
-            )
-        return values
-    return [float(x) for x in parse_weights(text, names, normalize=False)]
 
 
 def register(app: typer.Typer) -> None:
@@ -39,8 +18,8 @@ def register(app: typer.Typer) -> None:
             str,
             typer.Option(
                 "--weights",
-                help="Merge weights: name=w,... (domains from the manifest; missing ones 0) or one value "
-                "per component in manifest order. Normalised to sum 1 unless --no-normalize.",
+                help="Merge weights: name=w,... (domains from the manifest; missing ones 0). "
+                "Normalised to sum 1 unless --no-normalize.",
             ),
         ],
         out: Annotated[Path, typer.Option("--out", help="Directory of the exported HF checkpoint.")],
@@ -60,29 +39,31 @@ def register(app: typer.Typer) -> None:
         (config.json, model.safetensors, tokenizer) that AutoModelForCausalLM.from_pretrained loads."""
         import time
 
-        cfg, run = load(config, set_, run_dir)
+        cfg, run = load(
+            config,
+            set_,
+            run_dir,
+            flags={"merge.method": method, "merge.normalize": False if no_normalize else None},
+            # One merge: compiling the fused sum (worth it over a search's many merges) would cost more.
+            defaults={"merge.compile": False},
+        )
         m = cfg.merge
-        method = method or m.method
-        normalize = m.normalize and not no_normalize
-        # One merge: compiling the fused sum (worth it over a search's many merges) would cost more.
-        compile_ = m.compile if m.compile is not None else False
-        update = {"method": method, "normalize": normalize, "compile": compile_}
-        cfg = cfg.model_copy(update={"merge": m.model_copy(update=update)})
 
         from demix.merge import check_weights, component_dirs, engine_for_run, get_method
+        from demix.mixture import parse_weights
 
         names, _ = component_dirs(cfg, run)
-        w = _parse(weights, names)
-        check_weights(w, names, normalize=normalize, method=method)  # before the (slow) load
-        get_method(method)
+        w = parse_weights(weights, names, normalize=False).tolist()
+        check_weights(w, names, normalize=m.normalize, method=m.method)  # before the (slow) load
+        get_method(m.method)
         t0 = time.perf_counter()
         engine = engine_for_run(cfg, run)
         t1 = time.perf_counter()
-        engine.merge(w, method=method, normalize=normalize, params=m.method_params)
+        engine.merge(w, method=m.method, normalize=m.normalize, params=m.method_params)
         t2 = time.perf_counter()
         tok = run.tokenizer if run.tokenizer.is_dir() else None
         engine.save(out, tokenizer_dir=tok)
         typer.echo(
-            f"wrote {out} ({method}, {engine.numel:,} params; load {t1 - t0:.2f}s, merge "
+            f"wrote {out} ({m.method}, {engine.numel:,} params; load {t1 - t0:.2f}s, merge "
             f"{(t2 - t1) * 1e3:.1f} ms, save {time.perf_counter() - t2:.2f}s)"
         )

@@ -38,14 +38,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Search merge weights with Optuna: baselines first, then the sampler's trials, then DeMix's
         top-k recommended mixture scored on the report tasks. Resumes where it stopped."""
-        cfg, run = load(config, set_, run_dir)
+        flags = {"search.workers": workers, "search.storage": storage, "search.n_trials": n_trials}
+        cfg, run = load(config, set_, run_dir, flags=flags)
         if show:
-            typer.echo(_show(cfg, run, storage, workers or cfg.search.workers, top))
+            typer.echo(_show(cfg, run, top))
             return
         from demix.search import run_search
         from demix.search.storage import resolve_storage
 
-        study = run_search(cfg, run, workers=workers, storage=storage, n_trials=n_trials)
+        study = run_search(cfg, run)
         from demix.search.context import domains_and_counts
         from demix.search.trials import best_table
 
@@ -54,11 +55,11 @@ def register(app: typer.Typer) -> None:
         rec = run.search / "recommendation.json"
         if rec.is_file():
             _print_recommendation(rec)
-        spec = resolve_storage(run.search, storage or cfg.search.storage, workers or cfg.search.workers)
+        spec = resolve_storage(run.search, cfg.search.storage, cfg.search.workers)
         typer.echo(f"trials: {run.trials_csv}\ndashboard: optuna-dashboard {spec.dashboard}")
 
 
-def _show(cfg: ExperimentConfig, run: RunDir, storage: str | None, workers: int, top: int) -> str:
+def _show(cfg: ExperimentConfig, run: RunDir, top: int) -> str:
     import optuna
 
     from demix.errors import StageError
@@ -67,7 +68,7 @@ def _show(cfg: ExperimentConfig, run: RunDir, storage: str | None, workers: int,
     from demix.search.trials import best_table
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    spec = resolve_storage(run.search, storage or cfg.search.storage, workers)
+    spec = resolve_storage(run.search, cfg.search.storage, cfg.search.workers)
     name = cfg.search.study_name or cfg.name
     try:
         study = optuna.load_study(study_name=name, storage=open_storage(spec))

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from demix.cli.common import ConfigArg, RunDirOpt, SetOpt, load
+from demix.cli.common import ConfigArg, RunDirOpt, SetOpt, load, parse_tokens
 
 train_app = typer.Typer(
     help="Train the base model, the components, or a reference model (resumes; skips what is done).",
@@ -99,24 +99,17 @@ def reference_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     """Continue from the base on any data mixture (a reference model, as validation trains)."""
-    cfg, run = load(config, set_, run_dir)
-    from demix.config import parse_count
+    budget = parse_tokens(tokens)
+    cfg, run = load(config, set_, run_dir, flags={"train.reference_tokens": budget})
     from demix.data import Manifest
-    from demix.errors import DemixError
     from demix.mixture import parse_weights
     from demix.train import train_reference
     from demix.util.hashing import hash_json
 
     manifest = Manifest.load(run)
     ratios = parse_weights(mixture, manifest.names, normalize=True, what="--mixture")
-    budget = None
-    if tokens is not None:
-        try:
-            budget = parse_count(tokens)
-        except ValueError as e:
-            raise DemixError(f"--tokens: {e}") from None
     rid = ref_id or "mix-" + hash_json([round(float(r), 6) for r in ratios])[:10]
-    path = train_reference(cfg, run, ratios, rid, tokens=budget, progress=not quiet, fresh=fresh)
+    path = train_reference(cfg, run, ratios, rid, progress=not quiet, fresh=fresh)
     _echo(f"reference {rid}: {_describe(path)}")
 
 

@@ -40,19 +40,31 @@ def register(app: typer.Typer) -> None:
         config: ConfigArg,
         set_: SetOpt = None,
         run_dir: RunDirOpt = None,
-        mixtures: Annotated[
+        n_mixtures: Annotated[
             int | None,
             typer.Option(
-                "--mixtures", min=3, help="Mixtures to train references on (default validate.mixtures)."
+                "--n-mixtures",
+                min=3,
+                help="How many mixtures to train references on (default validate.mixtures).",
             ),
+        ] = None,
+        old_mixtures: Annotated[
+            int | None,
+            typer.Option("--mixtures", min=3, hidden=True, help="Deprecated spelling of --n-mixtures."),
         ] = None,
     ) -> None:
         """Sample mixtures, train a reference model on each from the base with the components' token
         budget, score references and proxies on the same tasks, and report Spearman per group and macro,
         top-quarter Spearman and capability recovery. Resumes: references already trained are kept."""
+        from demix.errors import DemixError
         from demix.validate import validate
 
-        cfg, run = load(config, set_, run_dir)
-        doc = validate(cfg, run, mixtures=mixtures)
+        if old_mixtures is not None:
+            if n_mixtures is not None:
+                raise DemixError("give --n-mixtures only (--mixtures is its deprecated spelling)")
+            typer.echo("warning: --mixtures is deprecated; use --n-mixtures", err=True)
+            n_mixtures = old_mixtures
+        cfg, run = load(config, set_, run_dir, flags={"validate.mixtures": n_mixtures})
+        doc = validate(cfg, run)
         typer.echo(format_fidelity(doc))
         typer.echo(f"saved: {run.validation / 'validation.json'}")

@@ -7,17 +7,18 @@ that cross sections (the general domain is a candidate, constraints name candida
 from __future__ import annotations
 
 from demix.config.base import Count, StrictModel, format_count, parse_count
-from demix.config.data import CandidateConfig, CorporaConfig, SourceConfig, TokenizerConfig
+from demix.config.data import BUILTIN_DOMAINS, CandidateConfig, CorporaConfig, SourceConfig, TokenizerConfig
 from demix.config.evaluate import BuiltinTasksConfig, EvalConfig, TaskConfig
 from demix.config.experiment import ExperimentConfig
 from demix.config.export import ExportConfig, ValidateConfig
 from demix.config.law import LawConfig
-from demix.config.load import apply_overrides, config_from_dict, dump_config, load_config
+from demix.config.load import apply_overrides, apply_values, config_from_dict, dump_config, load_config
 from demix.config.merge import MergeConfig
 from demix.config.search import ConstraintsConfig, DemixSamplerConfig, GroupCap, SearchConfig
 from demix.config.train import ModelConfig, TrainConfig
 
 __all__ = [
+    "BUILTIN_DOMAINS",
     "BuiltinTasksConfig",
     "CandidateConfig",
     "ConstraintsConfig",
@@ -39,6 +40,7 @@ __all__ = [
     "TrainConfig",
     "ValidateConfig",
     "apply_overrides",
+    "apply_values",
     "config_from_dict",
     "dump_config",
     "format_count",

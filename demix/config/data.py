@@ -9,6 +9,10 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from demix.config.base import Count, StrictModel
 
+# The built-in offline domains (demix.corpora.builtin registers exactly these, in this order). Kept
+# here so validating a config never loads a corpus; tests/test_corpora.py checks the two agree.
+BUILTIN_DOMAINS = ("code", "comments", "math", "prose", "tables")
+
 
 class SourceConfig(StrictModel):
     """One source of a candidate dataset: exactly one of ``path``, ``hf`` or ``builtin``.
@@ -27,7 +31,7 @@ class SourceConfig(StrictModel):
     revision: str | None = None  # a Hub commit or tag; pin it so the source's hash means its content
     text_field: str = "text"
     sample_by: Literal["document", "paragraph", "line"] = "document"  # what one .txt document is
-    builtin: str | None = None  # name of a built-in offline domain (see demix.corpora.builtin)
+    builtin: str | None = None  # a built-in offline domain: one of BUILTIN_DOMAINS
     max_docs: int | None = Field(default=None, gt=0)  # take at most this many documents
     max_bytes: Count | None = None  # or at most this many bytes of text
     streaming: bool = False  # stream a Hub dataset instead of downloading it whole
@@ -37,13 +41,10 @@ class SourceConfig(StrictModel):
         kinds = [k for k in ("path", "hf", "builtin") if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(f"a source needs exactly one of path, hf, builtin (got {kinds or 'none'})")
-        if self.builtin is not None:
-            from demix.corpora.builtin import builtin_names
-
-            if self.builtin not in builtin_names():
-                raise ValueError(
-                    f"builtin: no built-in domain {self.builtin!r} (known: {', '.join(builtin_names())})"
-                )
+        if self.builtin is not None and self.builtin not in BUILTIN_DOMAINS:
+            raise ValueError(
+                f"builtin: no built-in domain {self.builtin!r} (known: {', '.join(BUILTIN_DOMAINS)})"
+            )
         if self.streaming and self.hf is None:
             raise ValueError("streaming: only Hub sources (hf) can be streamed")
         return self

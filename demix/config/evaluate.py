@@ -9,7 +9,8 @@ from pydantic import Field, model_validator
 
 from demix.config.base import StrictModel
 
-Role = Literal["search", "report", "both"]
+# A configured task's role; demix.evaluate.spec.SpecRole adds "loss" for the built-in bits-per-byte tasks.
+TaskRole = Literal["search", "report", "both"]
 
 
 class TaskConfig(StrictModel):
@@ -21,7 +22,7 @@ class TaskConfig(StrictModel):
 
     name: str
     group: str = "general"  # capability group: general, code, math, or the user's own
-    role: Role = "search"
+    role: TaskRole = "search"
     metric: str | None = None  # e.g. acc, acc_norm, exact_match, bits_per_byte (default: the task's first)
     limit: int | None = Field(default=None, gt=0)  # documents per evaluation (cheap search-time scoring)
     num_fewshot: int | None = Field(default=None, ge=0)
@@ -46,7 +47,7 @@ class BuiltinTasksConfig(StrictModel):
     choices: int = Field(default=4, ge=2, le=10)  # options per accuracy item (1 true + distractors)
     context_chars: int = Field(default=600, gt=0)  # context kept before each item's answer
     metric: Literal["auto", "acc", "acc_norm"] = "auto"  # auto: acc_norm (per byte) for code lines, else acc
-    # domain -> task kind; default by group: math -> equation, code -> order, else cloze (demix.evaluate.kinds)
+    # domain -> task kind; default by group: math -> equation, code -> order, else cloze (demix.evaluate.items)
     kinds: dict[str, Literal["equation", "order", "math", "code", "cloze"]] = Field(default_factory=dict)
     # Count per-domain bits per byte in the objective (they always feed the law); the report then
     # scores bits per byte on other held-out documents. Useful where accuracy tasks sit near chance.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,18 +64,52 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``--set KEY=VALUE`` strings (values parsed as YAML) to a raw config mapping, in order."""
     for item in overrides:
         parts, value = parse_override(item)
-        node = data
-        for p in parts[:-1]:
-            child = node.get(p)
-            if child is None:
-                child = node[p] = {}
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {item!r}: {p!r} is not a section")
-            node = child
-        node[parts[-1]] = value
+        _set(data, parts, value, f"--set {item!r}")
     return data
+
+
+def apply_values(
+    data: dict[str, Any], values: Mapping[str, Any], *, only_unset: bool = False
+) -> dict[str, Any]:
+    """Set dotted keys (``merge.method``) of a raw config mapping to already-typed values.
+
+    What a command-line flag that shadows a config key goes through, so the result is validated
+    with the rest of the config. ``None`` values are skipped (the flag was not given). With
+    ``only_unset`` a key the mapping already sets to something other than null is left alone (a
+    command's own default for a key).
+    """
+    for key, value in values.items():
+        if value is None:
+            continue
+        parts = [p for p in key.split(".") if p]
+        if only_unset and _get(data, parts) is not None:
+            continue
+        _set(data, parts, value, key)
+    return data
+
+
+def _get(data: dict[str, Any], parts: list[str]) -> Any:
+    node: Any = data
+    for p in parts:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(p)
+    return node
+
+
+def _set(data: dict[str, Any], parts: list[str], value: Any, what: str) -> None:
+    node = data
+    for p in parts[:-1]:
+        child = node.get(p)
+        if child is None:
+            child = node[p] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{what}: {p!r} is not a section")
+        node = child
+    node[parts[-1]] = value
 
 
 def _format_loc(loc: tuple[Any, ...]) -> str:
@@ -124,18 +159,29 @@ def config_from_dict(data: dict[str, Any], *, path: Path | None = None) -> Exper
         raise ConfigError(format_validation_error(e), path=path) from None
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+def load_config(
+    path: str | Path,
+    overrides: list[str] | None = None,
+    *,
+    values: Mapping[str, Any] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+) -> ExperimentConfig:
     """Read, override and validate an experiment YAML.
 
     Args:
         path: the YAML file.
         overrides: ``KEY=VALUE`` strings (``train.lr=3e-4``); values are parsed as YAML.
+        values: dotted key -> typed value, applied after ``overrides`` (a command's flags that
+            shadow config keys; ``None`` means not given).
+        defaults: dotted key -> value for keys the file and ``overrides`` leave unset or null.
 
     Raises:
         ConfigError: naming the file and the key at fault.
     """
     path = Path(path)
     data = apply_overrides(_read_yaml(path), overrides or [])
+    apply_values(data, values or {})
+    apply_values(data, defaults or {}, only_unset=True)
     return config_from_dict(data, path=path)
 
 

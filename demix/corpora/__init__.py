@@ -5,7 +5,7 @@ Loading a candidate's sources (local files, Hub datasets, built-in domains) is :
 Example::
 
     from demix.corpora import build_builtin, builtin_names
-    builtin_names()  # ['prose', 'code', 'comments', 'math', 'tables']
+    builtin_names()  # ['code', 'comments', 'math', 'prose', 'tables']
 """
 
 from __future__ import annotations

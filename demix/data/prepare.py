@@ -22,10 +22,11 @@ import contextlib
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from demix.config import ExperimentConfig, dump_config
+from demix.config import CandidateConfig, ExperimentConfig, dump_config
 from demix.data.manifest import DomainInfo, Manifest
 from demix.data.pack import token_dtype
 from demix.data.phases import (
@@ -131,10 +132,48 @@ def prepare(cfg: ExperimentConfig, run: RunDir, *, progress: bool = True) -> Man
     """
     from tqdm.auto import tqdm
 
-    from demix.data.sources import fingerprint, source_key
-
     run.data.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run.config, dump_config(cfg))
+    fps = _source_fingerprints(cfg, run)
+    corpora = Corpora(cfg, progress)
+    names = [c.name for c in cfg.corpora.candidates]
+    stamps = {n: _read_stamp(_stamp(run, n)) or {} for n in names}
+    tok_key = _tokenizer_key(cfg, fps)
+    tok_info = _saved_tokenizer(run, tok_key)
+    # Load and split every candidate that will be rebuilt before writing anything, so a bad source
+    # fails with the previous data (and manifest) untouched.
+    for cand in cfg.corpora.candidates:
+        if tok_info is None or stamps[cand.name].get("train_key") != _train_key(
+            cfg, fps[cand.name], tok_info
+        ):
+            corpora.split(cand)
+    if tok_info is None:
+        _invalidate(run)
+        tok_info = _build_tokenizer(cfg, run, corpora, tok_key)
+    work = _Work(cfg, run, corpora, stamps, token_dtype(int(tok_info["vocab_size"])), progress)
+    train_keys = {n: _train_key(cfg, fps[n], tok_info) for n in names}
+    bar = tqdm(total=2 * len(names), desc="prepare", unit="step", disable=not progress)
+    # Phase 1: each domain's own split and training tokens; depends on that domain only.
+    for cand in cfg.corpora.candidates:
+        bar.set_postfix_str(f"{cand.name}: train")
+        work.train_phase(cand, train_keys[cand.name])
+        bar.update()
+    # Phase 2: held-out sets, cleaned against every other domain's training documents.
+    domains: list[DomainInfo] = []
+    for cand in cfg.corpora.candidates:
+        bar.set_postfix_str(f"{cand.name}: held-out")
+        domains.append(work.val_phase(cand, train_keys))
+        bar.update()
+    bar.close()
+    _save_if_changed(run, _manifest(cfg, tok_info, work.dtype, domains, fps))
+    _remove_stale(run, set(names))
+    return Manifest.load(run)
+
+
+def _source_fingerprints(cfg: ExperimentConfig, run: RunDir) -> dict[str, str]:
+    """One hash per candidate of what its sources hold (local files hashed once, cached by mtime)."""
+    from demix.data.sources import fingerprint, source_key
+
     hashes = FileHashes(run.data / ".stamps" / "_files.json")
     fps = {
         c.name: hash_json(
@@ -143,80 +182,90 @@ def prepare(cfg: ExperimentConfig, run: RunDir, *, progress: bool = True) -> Man
         for c in cfg.corpora.candidates
     }
     hashes.save()
-    corpora = Corpora(cfg, progress)
-    names = [c.name for c in cfg.corpora.candidates]
-    stamps = {n: _read_stamp(_stamp(run, n)) or {} for n in names}
-    tok_key = _tokenizer_key(cfg, fps)
-    tok_info = _saved_tokenizer(run, tok_key)
+    return fps
 
-    def train_key(name: str, info: dict[str, Any]) -> str:
-        return hash_json(
-            {
-                "source": fps[name],
-                "split": split_settings(cfg.corpora),
-                "tokenizer": info["hash"],
-                "dtype": token_dtype(int(info["vocab_size"])),
-                "version": PREPARE_VERSION,
-            }
-        )
 
-    # Load and split every candidate that will be rebuilt before writing anything, so a bad source
-    # fails with the previous data (and manifest) untouched.
-    stale = [
-        c
-        for c in cfg.corpora.candidates
-        if tok_info is None or stamps[c.name].get("train_key") != train_key(c.name, tok_info)
-    ]
-    for cand in stale:
-        corpora.split(cand)
-    if tok_info is None:
-        _invalidate(run)
-        tok_info = _build_tokenizer(cfg, run, corpora, tok_key)
-    tok_hash = str(tok_info["hash"])
-    dtype = token_dtype(int(tok_info["vocab_size"]))
-    train_keys = {n: train_key(n, tok_info) for n in names}
-    tokenizer = None
-    bar = tqdm(total=2 * len(names), desc="prepare", unit="step", disable=not progress)
-    # Phase 1: each domain's own split and training tokens; depends on that domain only.
-    for cand in cfg.corpora.candidates:
-        bar.set_postfix_str(f"{cand.name}: train")
-        st = stamps[cand.name]
-        if st.get("train_key") != train_keys[cand.name] or not have_files(
-            run, cand.name, "train.bin", "heldout.jsonl", "train.minhash.npy"
+def _train_key(cfg: ExperimentConfig, source_fp: str, tok_info: dict[str, Any]) -> str:
+    """The inputs of a domain's phase 1: its sources, the split settings and the tokenizer."""
+    return hash_json(
+        {
+            "source": source_fp,
+            "split": split_settings(cfg.corpora),
+            "tokenizer": tok_info["hash"],
+            "dtype": token_dtype(int(tok_info["vocab_size"])),
+            "version": PREPARE_VERSION,
+        }
+    )
+
+
+def _val_key(cfg: ExperimentConfig, name: str, train_keys: dict[str, str]) -> str:
+    """The inputs of a domain's phase 2: phase 1 of it and of every other domain, the dedup settings."""
+    return hash_json(
+        {
+            "train": train_keys[name],
+            "others": {n: k for n, k in train_keys.items() if n != name},
+            "threshold": cfg.corpora.dedup_threshold,
+            "min_val_docs": cfg.corpora.min_val_docs,
+        }
+    )
+
+
+@dataclass
+class _Work:
+    """What both phases share: the stamps they update and the tokenizer, loaded once when needed."""
+
+    cfg: ExperimentConfig
+    run: RunDir
+    corpora: Corpora
+    stamps: dict[str, dict[str, Any]]
+    dtype: str
+    progress: bool
+    _tokenizer: Any = None
+
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.run)
+        return self._tokenizer
+
+    def train_phase(self, cand: CandidateConfig, key: str) -> None:
+        """Phase 1 of one domain (split, ``train.bin``, held-out proposals), unless it is done."""
+        st = self.stamps[cand.name]
+        if st.get("train_key") == key and have_files(
+            self.run, cand.name, "train.bin", "heldout.jsonl", "train.minhash.npy"
         ):
-            _invalidate(run)
-            tokenizer = tokenizer or load_tokenizer(run)
-            with datasets_progress(progress):
-                train = build_train(cfg, run, cand, corpora, train_keys[cand.name], tokenizer, dtype)
-            stamps[cand.name] = st = {"train_key": train_keys[cand.name], "train": train}
-            write_json_atomic(_stamp(run, cand.name), st)
-        bar.update()
-    # Phase 2: held-out sets, cleaned against every other domain's training documents.
-    domains: list[DomainInfo] = []
-    for cand in cfg.corpora.candidates:
-        bar.set_postfix_str(f"{cand.name}: held-out")
-        others = [n for n in names if n != cand.name]
-        val_key = hash_json(
-            {
-                "train": train_keys[cand.name],
-                "others": {n: train_keys[n] for n in others},
-                "threshold": cfg.corpora.dedup_threshold,
-                "min_val_docs": cfg.corpora.min_val_docs,
-            }
-        )
-        st = stamps[cand.name]
-        if st.get("val_key") != val_key or not have_files(run, cand.name, "val.bin", "val.jsonl"):
-            _invalidate(run)
-            tokenizer = tokenizer or load_tokenizer(run)
+            return
+        _invalidate(self.run)
+        tokenizer = self.tokenizer()
+        with datasets_progress(self.progress):
+            train = build_train(self.cfg, self.run, cand, self.corpora, key, tokenizer, self.dtype)
+        self.stamps[cand.name] = st = {"train_key": key, "train": train}
+        write_json_atomic(_stamp(self.run, cand.name), st)
+
+    def val_phase(self, cand: CandidateConfig, train_keys: dict[str, str]) -> DomainInfo:
+        """Phase 2 of one domain (``val.bin``, ``val.jsonl``) unless it is done; the domain's entry."""
+        others = [n for n in train_keys if n != cand.name]
+        key = _val_key(self.cfg, cand.name, train_keys)
+        st = self.stamps[cand.name]
+        if st.get("val_key") != key or not have_files(self.run, cand.name, "val.bin", "val.jsonl"):
+            _invalidate(self.run)
+            tokenizer = self.tokenizer()
             with datasets_progress(False):  # a few hundred documents: no bars
-                st["val"] = build_val(cfg, run, cand, others, tokenizer, dtype)
-            st["val_key"] = val_key
-            write_json_atomic(_stamp(run, cand.name), st)
+                st["val"] = build_val(self.cfg, self.run, cand, others, tokenizer, self.dtype)
+            st["val_key"] = key
+            write_json_atomic(_stamp(self.run, cand.name), st)
         # The group is a label, not an input: changing it rebuilds nothing.
-        domains.append(domain_info(cand, st["train"], st["val"]))
-        bar.update()
-    bar.close()
-    manifest = Manifest(
+        return domain_info(cand, st["train"], st["val"])
+
+
+def _manifest(
+    cfg: ExperimentConfig,
+    tok_info: dict[str, Any],
+    dtype: str,
+    domains: list[DomainInfo],
+    fps: dict[str, str],
+) -> Manifest:
+    tok_hash = str(tok_info["hash"])
+    return Manifest(
         general=cfg.general,
         dtype=dtype,  # type: ignore[arg-type]
         vocab_size=int(tok_info["vocab_size"]),
@@ -230,9 +279,6 @@ def prepare(cfg: ExperimentConfig, run: RunDir, *, progress: bool = True) -> Man
             | {f"source:{n}": fp for n, fp in fps.items()}
         ),
     )
-    _save_if_changed(run, manifest)
-    _remove_stale(run, {c.name for c in cfg.corpora.candidates})
-    return Manifest.load(run)
 
 
 def _invalidate(run: RunDir) -> None:

@@ -9,7 +9,6 @@ a separate token so padding masks never hide a real EOS.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING
 from demix.config import TokenizerConfig
 from demix.errors import DataError
 from demix.run import RunDir
+from demix.util.torchenv import quiet_transformers
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
@@ -102,7 +102,7 @@ def load_tokenizer(run: RunDir) -> PreTrainedTokenizerBase:
 
     if not (run.tokenizer / "tokenizer_config.json").is_file():
         raise StageError(f"no tokenizer at {run.tokenizer}; run `demix prepare` first")
-    with _quiet_transformers():
+    with quiet_transformers(errors_only=True):
         tok = AutoTokenizer.from_pretrained(str(run.tokenizer))
     return tok
 
@@ -115,15 +115,3 @@ def sample_texts(texts: Iterable[str], max_bytes: int) -> Iterator[str]:
             return
         total += len(t.encode())
         yield t
-
-
-@contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    from transformers.utils import logging
-
-    level = logging.get_verbosity()
-    logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        logging.set_verbosity(level)

@@ -13,7 +13,7 @@ lm-eval, torch and transformers are imported only inside the functions that use 
 from __future__ import annotations
 
 from demix.evaluate import scores
-from demix.evaluate.harness import Evaluator, load_checkpoint, resolve_device, resolve_dtype
+from demix.evaluate.harness import Evaluator, load_checkpoint
 from demix.evaluate.result import EvalResult, Metric
 from demix.evaluate.spec import TaskSpec, TaskSuite
 from demix.evaluate.tasks import build_tasks
@@ -26,7 +26,5 @@ __all__ = [
     "TaskSuite",
     "build_tasks",
     "load_checkpoint",
-    "resolve_device",
-    "resolve_dtype",
     "scores",
 ]

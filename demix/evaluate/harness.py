@@ -19,16 +19,14 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from demix.config import EvalConfig, ExperimentConfig
 from demix.errors import ConfigError, DemixError
 from demix.evaluate.result import EvalResult, Metric, stderr_for
 from demix.evaluate.spec import EvalRole, TaskSpec, TaskSuite
 from demix.run import RunDir
-
-if TYPE_CHECKING:
-    import torch
+from demix.util.torchenv import resolve_device, resolve_dtype
 
 _OFFLINE_HINT = (
     "if it needs a Hub dataset and there is no network, point evaluate.include_paths at a task YAML "
@@ -36,27 +34,7 @@ _OFFLINE_HINT = (
 )
 
 
-# ---- devices, dtypes, checkpoints -------------------------------------------------------------------
-
-
-def resolve_device(ec: EvalConfig) -> str:
-    """``evaluate.device``; ``auto`` is cuda when available, else cpu."""
-    import torch
-
-    if ec.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("evaluate.device: cuda is not available on this machine")
-    if ec.device != "auto":
-        return ec.device
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def resolve_dtype(ec: EvalConfig, device: str) -> torch.dtype:
-    """``evaluate.dtype``; ``auto`` is bfloat16 on GPU and float32 on CPU."""
-    import torch
-
-    if ec.dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return {"bfloat16": torch.bfloat16, "float32": torch.float32}[ec.dtype]
+# ---- checkpoints -------------------------------------------------------------------------------------
 
 
 def load_checkpoint(path: Path, ec: EvalConfig, tokenizer_dir: Path | None = None) -> tuple[Any, Any]:
@@ -75,14 +53,13 @@ def load_checkpoint(path: Path, ec: EvalConfig, tokenizer_dir: Path | None = Non
     path = Path(path)
     if not (path / "config.json").is_file():
         raise DemixError("not a Hugging Face checkpoint (no config.json)", path=path)
-    device = resolve_device(ec)
+    device = resolve_device(ec.device, key="evaluate.device")
+    dtype = resolve_dtype(ec.dtype, device, key="evaluate.dtype")
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=resolve_dtype(ec, device))
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
     except (OSError, ValueError) as e:
         raise DemixError(f"cannot load the checkpoint: {e}", path=path) from None
-    import torch
-
-    model.to(torch.device(device)).eval()  # type: ignore[arg-type]  # transformers types .to oddly
+    model.to(device).eval()  # type: ignore[arg-type]  # transformers types .to oddly
     has_tok = any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json"))
     tok_dir = path if has_tok or tokenizer_dir is None else Path(tokenizer_dir)
     try:

@@ -15,12 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from demix.evaluate.spec import Direction, EvalRole
+from demix.evaluate.spec import Direction, EvalRole, SpecRole, direction_of
 
 
 @dataclass(frozen=True)
 class Metric:
-    """One task's score on one model.
+    """One task's score on one model: the one metric type from evaluation through search and validation.
+
+    Example::
+
+        Metric(0.61, 0.02, "higher", "math", "acc,none", n=200, role="search")
 
     Attributes:
         value: the metric's value (e.g. accuracy, bits per byte).
@@ -39,8 +43,25 @@ class Metric:
     group: str
     metric: str = ""
     n: int = 0
-    role: str = "search"
+    role: SpecRole = "search"
     weight: float = 1.0
+
+    def to_json(self, fields: Sequence[str] | None = None) -> dict[str, Any]:
+        """Every field, or only ``fields`` in that order (the part of a metric a file records)."""
+        d = asdict(self)
+        return d if fields is None else {f: d[f] for f in fields}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Metric:
+        """A metric from any file that records one (missing fields take their defaults; directions
+        written ``max``/``min`` by earlier versions read as ``higher``/``lower``)."""
+        return cls(
+            d["value"],
+            d.get("stderr"),
+            direction_of(d.get("direction", "higher")),
+            d.get("group") or "general",
+            **{k: d[k] for k in ("metric", "n", "role", "weight") if k in d},
+        )
 
 
 @dataclass
@@ -71,18 +92,18 @@ class EvalResult:
         return {
             "role": self.role,
             "seconds": self.seconds,
-            "metrics": {k: asdict(m) for k, m in self.metrics.items()},
+            "metrics": {k: m.to_json() for k, m in self.metrics.items()},
             "bpb": dict(self.bpb),
-            "losses": {k: asdict(m) for k, m in self.losses.items()},
+            "losses": {k: m.to_json() for k, m in self.losses.items()},
             "details": self.details,
         }
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> EvalResult:
         return cls(
-            metrics={k: Metric(**m) for k, m in d["metrics"].items()},
+            metrics={k: Metric.from_json(m) for k, m in d["metrics"].items()},
             bpb={k: float(v) for k, v in d.get("bpb", {}).items()},
-            losses={k: Metric(**m) for k, m in d.get("losses", {}).items()},
+            losses={k: Metric.from_json(m) for k, m in d.get("losses", {}).items()},
             details=dict(d.get("details", {})),
             seconds=float(d.get("seconds", 0.0)),
             role=d.get("role", "search"),

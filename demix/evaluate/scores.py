@@ -11,17 +11,28 @@ the capability recovery used in validation are here too.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 import numpy as np
 
-from demix.evaluate.result import EvalResult
+from demix.evaluate.result import EvalResult, Metric
 from demix.util.stats import rankdata
 
-ValuesLike = EvalResult | Mapping[str, float]
+
+class Scored(Protocol):
+    """Task -> :class:`Metric` of one model: an :class:`EvalResult`, or the search's ``Score``."""
+
+    @property
+    def metrics(self) -> Mapping[str, Metric]: ...
+
+
+ValuesLike = Scored | Mapping[str, float]
 
 
 def _values(x: ValuesLike) -> dict[str, float]:
-    return x.values() if isinstance(x, EvalResult) else {k: float(v) for k, v in x.items()}
+    if isinstance(x, Mapping):
+        return {k: float(v) for k, v in x.items()}
+    return {k: m.value for k, m in x.metrics.items()}
 
 
 def _sign(direction: str) -> float:
@@ -42,7 +53,7 @@ def task_bounds(
     return out
 
 
-def normalized_tasks(result: EvalResult, baselines: Mapping[str, ValuesLike]) -> dict[str, float]:
+def normalized_tasks(result: Scored, baselines: Mapping[str, ValuesLike]) -> dict[str, float]:
     """Task -> score in baseline units: 0 at the worst baseline, 1 at the best, higher better.
 
     Tasks without a baseline, with a non-finite value, or on which all baselines agree are left out.
@@ -60,21 +71,49 @@ def normalized_tasks(result: EvalResult, baselines: Mapping[str, ValuesLike]) ->
     return out
 
 
-def group_objectives(result: EvalResult, baselines: Mapping[str, ValuesLike]) -> dict[str, float]:
+def group_objectives(result: Scored, baselines: Mapping[str, ValuesLike]) -> dict[str, float]:
     """Group -> weighted mean of its tasks' normalised scores, groups sorted by name.
 
     Tasks of weight 0 are shown elsewhere but not counted; a group with no counted task is left out.
     """
-    norm = normalized_tasks(result, baselines)
-    acc: dict[str, list[tuple[float, float]]] = {}
-    for task, v in norm.items():
+    acc = _counted(result, baselines)
+    return {g: float(sum(v * w for _, v, w in acc[g]) / sum(w for *_, w in acc[g])) for g in sorted(acc)}
+
+
+def _counted(
+    result: Scored, baselines: Mapping[str, ValuesLike]
+) -> dict[str, list[tuple[str, float, float]]]:
+    """Group -> (task, normalised score, weight) of every task the objective counts, in task order."""
+    acc: dict[str, list[tuple[str, float, float]]] = {}
+    for task, v in normalized_tasks(result, baselines).items():
         m = result.metrics[task]
         if m.weight > 0:
-            acc.setdefault(m.group, []).append((v, m.weight))
-    return {g: float(sum(v * w for v, w in acc[g]) / sum(w for _, w in acc[g])) for g in sorted(acc)}
+            acc.setdefault(m.group, []).append((task, v, m.weight))
+    return acc
 
 
-def objective(result: EvalResult, baselines: Mapping[str, ValuesLike]) -> float:
+def objective_coefficients(result: Scored, baselines: Mapping[str, ValuesLike]) -> dict[str, float]:
+    """Task -> the objective's slope in that task's value (the objective's per-task weighting).
+
+    The objective is affine in the task values: task t of group g enters as
+    sign_t · weight_t / (Σ weights of g's counted tasks) / (number of groups) / (best_t - worst_t),
+    sign_t = -1 for a lower-is-better task. The tasks counted are those :func:`group_objectives`
+    counts for ``result``; the others are absent. The law uses this to weigh its per-domain losses
+    as the search's objective weighs the matching bits-per-byte tasks.
+    """
+    acc = _counted(result, baselines)
+    directions = {task: result.metrics[task].direction for members in acc.values() for task, *_ in members}
+    bounds = task_bounds(baselines, directions)
+    out: dict[str, float] = {}
+    for members in acc.values():
+        total = sum(w for *_, w in members)
+        for task, _, w in members:
+            worst, best = bounds[task]
+            out[task] = _sign(directions[task]) * (w / total / len(acc) / (best - worst))
+    return out
+
+
+def objective(result: Scored, baselines: Mapping[str, ValuesLike]) -> float:
     """Mean over capability groups of the group objectives (NaN when no task has a scale)."""
     groups = group_objectives(result, baselines)
     return float(np.mean(list(groups.values()))) if groups else float("nan")

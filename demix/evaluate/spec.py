@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from demix.config.evaluate import TaskRole
+
 PREFIX = "demix_"  # every generated task and file starts with this
 
 
@@ -26,9 +28,15 @@ def bpb_task_name(domain: str) -> str:
     return f"{PREFIX}bpb_{domain}"
 
 
-Direction = Literal["higher", "lower"]
-SpecRole = Literal["search", "report", "both", "loss"]
-EvalRole = Literal["search", "report", "all"]
+Direction = Literal["higher", "lower"]  # which way a metric is better (what every JSON file writes)
+SpecRole = Literal[TaskRole, "loss"]  # a task's role: the configured ones, or a per-domain loss
+EvalRole = Literal["search", "report", "all"]  # which tasks one evaluation runs
+
+
+def direction_of(text: object) -> Direction:
+    """``lower`` for "lower"/"min"/"minimize"-like text (or an enum holding it), else ``higher``."""
+    t = str(getattr(text, "value", text)).lower()
+    return "lower" if t.startswith(("min", "lower", "low")) else "higher"
 
 
 @dataclass(frozen=True)

@@ -10,21 +10,32 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from demix.config import ExperimentConfig
 from demix.config.evaluate import BuiltinTasksConfig
 from demix.errors import ConfigError
-from demix.evaluate.items import ChoiceItem, bpb_texts, split_docs, truncate
-from demix.evaluate.kinds import BUILDERS, KINDS, choose_kind, default_kind
+from demix.evaluate.items import (
+    BUILDERS,
+    KINDS,
+    ChoiceItem,
+    bpb_texts,
+    choose_kind,
+    default_kind,
+    split_docs,
+    truncate,
+)
 from demix.evaluate.spec import PREFIX, TaskSpec, TaskSuite, bpb_task_name
 from demix.run import RunDir
 from demix.run.records import mark_stage_done, stage_done
 from demix.util.hashing import hash_file, hash_json
 from demix.util.io import atomic_path, read_json, write_json_atomic, write_text_atomic
 from demix.util.provenance import provenance
+
+if TYPE_CHECKING:
+    from demix.data import Manifest
 
 GENERATOR_VERSION = 4  # bump when item generation or task specs change, so runs regenerate their tasks
 STAGE = "tasks"
@@ -86,17 +97,7 @@ def _builtin_tasks(cfg: ExperimentConfig, run: RunDir) -> tuple[list[TaskSpec], 
     for name in sorted(set(b.kinds) - set(manifest.names)):
         raise ConfigError(f"evaluate.builtin.kinds: {name!r} is not a domain ({', '.join(manifest.names)})")
     tasks_dir = run.tasks.resolve()
-    inputs = {
-        "generator": GENERATOR_VERSION,
-        "builtin": b.model_dump(mode="json"),
-        "tasks_dir": str(tasks_dir),
-        "domains": [
-            {"name": d.name, "group": d.group, "val": hash_file(run.data / d.val_text_path)}
-            for d in manifest.domains
-            if (run.data / d.val_text_path).is_file()
-        ],
-    }
-    key = hash_json(inputs)
+    key = _suite_key(b, run, manifest, tasks_dir)
     suite_path = tasks_dir / SUITE_FILE
     if stage_done(run.root, STAGE, key) and suite_path.is_file():
         saved = TaskSuite.from_json(read_json(suite_path))
@@ -111,54 +112,12 @@ def _builtin_tasks(cfg: ExperimentConfig, run: RunDir) -> tuple[list[TaskSpec], 
         texts = manifest.val_texts(run, domain)
         group = groups.get(domain) or "general"
         scored = b.objective_domains is None or domain in b.objective_domains
-        rng = random.Random(f"{b.seed}:{domain}")
+        rng = random.Random(f"{b.seed}:{domain}")  # one stream per domain: bits per byte, then accuracy
         searched_bpb: list[str] = []  # documents whose bits per byte the search optimises
         if b.bpb:
-            docs = bpb_texts(texts, b.bpb_docs, b.bpb_max_chars, rng)
-            name = bpb_task_name(domain)
-            _write_bpb(tasks_dir, name, docs)
-            specs.append(
-                TaskSpec(
-                    name,
-                    group,
-                    "bits_per_byte",
-                    "lower",
-                    "loss",
-                    "bpb",
-                    domain,
-                    objective=b.bpb_objective and scored,
-                )
-            )
-            if b.bpb_objective and scored:
-                searched_bpb = docs
-                # The search optimises bits per byte on `docs`; the report judges by other documents.
-                held = bpb_texts(texts, b.bpb_docs, b.bpb_max_chars, rng, exclude=docs)
-                if held:
-                    _write_bpb(tasks_dir, f"{name}_report", held)
-                    specs.append(
-                        TaskSpec(f"{name}_report", group, "bits_per_byte", "lower", "report", "bpb", domain)
-                    )
-                else:
-                    notes.append(f"{domain}: no held-out documents left for report bits per byte")
+            searched_bpb = _bpb_tasks(b, tasks_dir, domain, group, texts, scored, rng, specs, notes)
         if b.accuracy and scored:
-            wanted = b.kinds.get(domain) or default_kind(group)
-            kind = choose_kind(wanted, texts)
-            if kind != wanted:
-                notes.append(f"{domain}: too few held-out documents make {wanted} items; using {kind}")
-            for role, ids, n in _accuracy_sides(b, texts, searched_bpb, rng):
-                items = BUILDERS[kind](texts, ids, n, rng, n_choices=b.choices, context_chars=b.context_chars)
-                name = f"{PREFIX}{kind}_{domain}_{role}"
-                if not items:
-                    notes.append(f"{domain}: no {kind} items for {role} (too little held-out text)")
-                    continue
-                if len(items) < n:
-                    notes.append(f"{name}: {len(items)} items (asked for {n})")
-                _write_jsonl(tasks_dir / f"{name}.jsonl", [it.to_json() for it in items])
-                _write_yaml(tasks_dir, name, _choice_yaml(name, tasks_dir / f"{name}.jsonl"))
-                metric = b.metric if b.metric != "auto" else ("acc_norm" if kind == "code" else "acc")
-                # Report-only accuracy is shown beside the report objective, not counted in it (weight 0).
-                weight = 1.0 if b.accuracy_objective else 0.0
-                specs.append(TaskSpec(name, group, metric, "higher", role, kind, domain, weight=weight))  # type: ignore[arg-type]
+            _accuracy_tasks(b, tasks_dir, domain, group, texts, searched_bpb, rng, specs, notes)
     # Remove what an earlier generation left (after writing: a concurrent worker writes the same files).
     keep = {f"{s.name}{ext}" for s in specs for ext in (".yaml", ".jsonl")}
     for old in tasks_dir.glob(f"{PREFIX}*"):
@@ -168,6 +127,86 @@ def _builtin_tasks(cfg: ExperimentConfig, run: RunDir) -> tuple[list[TaskSpec], 
     write_json_atomic(suite_path, {**suite.to_json(), "provenance": provenance({"tasks": key})})
     mark_stage_done(run.root, STAGE, key)
     return specs, notes
+
+
+def _suite_key(b: BuiltinTasksConfig, run: RunDir, manifest: Manifest, tasks_dir: Path) -> str:
+    """What the built-in tasks are made from: the generator, its settings and the held-out text."""
+    inputs = {
+        "generator": GENERATOR_VERSION,
+        "builtin": b.model_dump(mode="json"),
+        "tasks_dir": str(tasks_dir),
+        "domains": [
+            {"name": d.name, "group": d.group, "val": hash_file(run.data / d.val_text_path)}
+            for d in manifest.domains
+            if (run.data / d.val_text_path).is_file()
+        ],
+    }
+    return hash_json(inputs)
+
+
+def _bpb_tasks(
+    b: BuiltinTasksConfig,
+    tasks_dir: Path,
+    domain: str,
+    group: str,
+    texts: list[str],
+    scored: bool,
+    rng: random.Random,
+    specs: list[TaskSpec],
+    notes: list[str],
+) -> list[str]:
+    """Write a domain's bits-per-byte task (and its report twin when it counts in the objective).
+
+    Appends to ``specs`` and ``notes``; returns the documents the search optimises (none when bits
+    per byte is not in the objective).
+    """
+    docs = bpb_texts(texts, b.bpb_docs, b.bpb_max_chars, rng)
+    name = bpb_task_name(domain)
+    _write_bpb(tasks_dir, name, docs)
+    objective = b.bpb_objective and scored
+    specs.append(TaskSpec(name, group, "bits_per_byte", "lower", "loss", "bpb", domain, objective=objective))
+    if not objective:
+        return []
+    # The search optimises bits per byte on `docs`; the report judges by other documents.
+    held = bpb_texts(texts, b.bpb_docs, b.bpb_max_chars, rng, exclude=docs)
+    if held:
+        _write_bpb(tasks_dir, f"{name}_report", held)
+        specs.append(TaskSpec(f"{name}_report", group, "bits_per_byte", "lower", "report", "bpb", domain))
+    else:
+        notes.append(f"{domain}: no held-out documents left for report bits per byte")
+    return docs
+
+
+def _accuracy_tasks(
+    b: BuiltinTasksConfig,
+    tasks_dir: Path,
+    domain: str,
+    group: str,
+    texts: list[str],
+    searched_bpb: list[str],
+    rng: random.Random,
+    specs: list[TaskSpec],
+    notes: list[str],
+) -> None:
+    """Write a domain's accuracy tasks (search and report sides); appends to ``specs`` and ``notes``."""
+    wanted = b.kinds.get(domain) or default_kind(group)
+    kind = choose_kind(wanted, texts)
+    if kind != wanted:
+        notes.append(f"{domain}: too few held-out documents make {wanted} items; using {kind}")
+    for role, ids, n in _accuracy_sides(b, texts, searched_bpb, rng):
+        items = BUILDERS[kind](texts, ids, n, rng, n_choices=b.choices, context_chars=b.context_chars)
+        name = f"{PREFIX}{kind}_{domain}_{role}"
+        if not items:
+            notes.append(f"{domain}: no {kind} items for {role} (too little held-out text)")
+            continue
+        if len(items) < n:
+            notes.append(f"{name}: {len(items)} items (asked for {n})")
+        _write_jsonl(tasks_dir / f"{name}.jsonl", [it.to_json() for it in items])
+        _write_yaml(tasks_dir, name, _choice_yaml(name, tasks_dir / f"{name}.jsonl"))
+        metric = b.metric if b.metric != "auto" else ("acc_norm" if kind == "code" else "acc")
+        # Report-only accuracy is shown beside the report objective, not counted in it (weight 0).
+        weight = 1.0 if b.accuracy_objective else 0.0
+        specs.append(TaskSpec(name, group, metric, "higher", role, kind, domain, weight=weight))  # type: ignore[arg-type]
 
 
 def _bpb_yaml(name: str, data: Path) -> dict[str, Any]:

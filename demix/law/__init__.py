@@ -1,4 +1,4 @@
-"""The data-mixing law stage (Ye et al., ICLR 2025): fit, predict, optimise, cross-check.
+"""The data-mixing law (Ye et al., ICLR 2025): fit, predict, optimise, cross-check.
 
 Public API::
 
@@ -9,36 +9,44 @@ Public API::
     split_overall(targets, L) -> (targets, L, y | None);  OVERALL = "overall"
     fit_power_laws(x, y) -> PowerLaws;  nested_extrapolate(R, L, step, size, target_step=, target_size=)
     optimize(law, bounds, *, weights=, starts=, seed=) -> Optimum;  bounds_for(cfg, domains, token_counts)
-    optimize_for(cfg, law, domains) -> r (K,)
-    read_table(path) -> LawTable;  tidy_to_wide(path, out);  read_references(run);  load_fit(run)
-    aggregate_weights(cfg, run, targets) -> (V,);  check(cfg, run) -> dict   # writes law/check.json
+    optimize_for(cfg, law, domains) -> r (K,);  holdout_errors(table, cfg.law, weights, ...) -> dict
+    read_table(path) -> LawTable;  tidy_to_wide(path, out);  save_fit / load_fit;  write_predictions
+    read_references(run);  aggregate_weights(cfg, run, targets) -> (V,);  objective_weights(run, targets)
+    check(cfg, run) -> dict   # writes law/check.json;  fit_and_save(source, dest, cfg.law, ...) -> FitResult
 
-Modules: ``batch`` (the batched Huber/Levenberg-Marquardt solver every fit uses), ``mixing`` (the
-law), ``scaling`` (step and size laws), ``optimize`` (law optimum under the search's constraints),
-``aggregate`` (the overall loss: given, learned weights), ``io`` (tables and fit files), ``check`` (the cross-check). torch and scipy are imported where used.
+The core is pure (arrays in, arrays and dataclasses out): ``batch`` (the batched
+Huber/Levenberg-Marquardt solver every fit uses), ``mixing`` (the law), ``scaling`` (step and size
+laws), ``aggregate`` (the overall loss: given, learned weights), ``optimize`` (the law optimum
+under the search's constraints, stated on r by :mod:`demix.mixture.bounds`), ``holdout`` (errors
+on held-out rows), ``table`` (:class:`LawTable`). Files live in two modules: ``files`` (the user's
+CSV tables, fit JSON, predictions) and ``stage`` (a run directory: ``demix law check`` and
+``demix law fit``). torch and scipy are imported where used.
 """
 
 from __future__ import annotations
 
 from demix.law.aggregate import OVERALL, fit_with_overall, split_overall
-from demix.law.check import check, holdout_errors
-from demix.law.io import (
-    LawTable,
-    aggregate_weights,
-    load_fit,
-    read_references,
-    read_table,
-    resolve_input,
-    save_fit,
-    tidy_to_wide,
-)
+from demix.law.files import load_fit, read_loss_weights, read_table, save_fit, tidy_to_wide, write_predictions
+from demix.law.holdout import holdout_errors
 from demix.law.mixing import MixingLaw, fit, learn_aggregate_weights, make_starts
-from demix.law.optimize import Optimum, RatioBounds, bounds_for, optimize, optimize_for
+from demix.law.optimize import Optimum, optimize, optimize_for
 from demix.law.scaling import Extrapolated, PowerLaws, at_target, fit_power_laws, nested_extrapolate
+from demix.law.stage import (
+    FitResult,
+    aggregate_weights,
+    check,
+    fit_and_save,
+    objective_weights,
+    read_references,
+    resolve_input,
+)
+from demix.law.table import LawTable
+from demix.mixture.bounds import RatioBounds, bounds_for
 
 __all__ = [
     "OVERALL",
     "Extrapolated",
+    "FitResult",
     "LawTable",
     "MixingLaw",
     "Optimum",
@@ -49,6 +57,7 @@ __all__ = [
     "bounds_for",
     "check",
     "fit",
+    "fit_and_save",
     "fit_power_laws",
     "fit_with_overall",
     "holdout_errors",
@@ -56,12 +65,15 @@ __all__ = [
     "load_fit",
     "make_starts",
     "nested_extrapolate",
+    "objective_weights",
     "optimize",
     "optimize_for",
+    "read_loss_weights",
     "read_references",
     "read_table",
     "resolve_input",
     "save_fit",
     "split_overall",
     "tidy_to_wide",
+    "write_predictions",
 ]

@@ -53,6 +53,165 @@ def predict(theta: np.ndarray, X: np.ndarray) -> np.ndarray:
     return np.exp(theta[..., 0:1]) + np.exp(np.minimum(z, Z_MAX))
 
 
+@dataclass(frozen=True)
+class _Problem:
+    """What stays fixed while the starts descend: the design, the penalty, the Huber threshold."""
+
+    Xa: Any  # (n, q) shared exponent design [1, x] (or x without intercept), or (P, n, q)
+    XX: Any  # (n, q*q) row-wise outer products of Xa, or (P, n, q*q)
+    Q: Any  # (p, p) Hessian of the ridge penalty
+    eye: Any  # (p, p) a tiny diagonal that keeps the normal equations solvable
+    delta: float
+    ridge: float
+    intercept: bool
+
+    @property
+    def shared(self) -> bool:
+        return bool(self.Xa.ndim == 2)
+
+    @property
+    def first_t(self) -> int:  # column of t_1 in theta
+        return 2 if self.intercept else 1
+
+
+def _problem(Xin: Any, P: int, p: int, *, delta: float, ridge: float, intercept: bool) -> _Problem:
+    """The design [1, x] (or x) with its outer products, and the penalty's Hessian Q."""
+    torch = _torch()
+    f64 = Xin.dtype
+    n, d = Xin.shape[-2], Xin.shape[-1]
+    q = d + 1 if intercept else d  # width of the exponent design: [1, x] or x
+    if p != q + 1:
+        raise ValueError(f"starts have {p} parameters, expected {q + 1}")
+    ones = torch.ones(n, 1, dtype=f64)
+    if Xin.ndim == 2:
+        Xa = torch.cat([ones, Xin], dim=1) if intercept else Xin  # (n, q)
+        XX = (Xa[:, :, None] * Xa[:, None, :]).reshape(n, q * q)
+    else:
+        Xa = torch.cat([ones.expand(P, n, 1), Xin], dim=2) if intercept else Xin  # (P, n, q)
+        XX = (Xa[..., :, None] * Xa[..., None, :]).reshape(P, n, q * q)
+    # Penalty 0.5·ridge·|t|² (|t - mean t|² when b is folded into t); Q is its Hessian.
+    Q = torch.zeros(p, p, dtype=f64)
+    if intercept:
+        Q[2:, 2:] = ridge * torch.eye(d, dtype=f64)
+    else:
+        Q[1:, 1:] = ridge * (torch.eye(d, dtype=f64) - 1.0 / d)
+    return _Problem(Xa, XX, Q, 1e-12 * torch.eye(p, dtype=f64), delta, ridge, intercept)
+
+
+def _penalised(pr: _Problem, th: Any) -> Any:
+    """(B, d) t, or t - mean(t): centred explicitly, not as θᵀQθ, which float32 cancellation can
+    make negative for a huge common shift."""
+    t = th[:, pr.first_t :]
+    return t if pr.intercept else t - t.mean(-1, keepdim=True)
+
+
+def _mm(a: Any, b: Any) -> Any:
+    """(B, n) x (n, m) or (B, n, m) -> (B, m)."""
+    return a @ b if b.ndim == 2 else _torch().bmm(a[:, None, :], b)[:, 0]
+
+
+def _forward(pr: _Problem, th: Any, Xa: Any, y: Any, m: Any) -> tuple[Any, Any, Any]:
+    """(g, res, loss) of parameters th (B, p): g = exp(z) (B, n), residuals (B, n), penalised
+    Huber loss (B,)."""
+    torch = _torch()
+    z = th[:, 1:] @ Xa.T if Xa.ndim == 2 else torch.bmm(Xa, th[:, 1:, None])[..., 0]  # (B, n)
+    g = torch.exp(z.clamp(max=Z_MAX))
+    res = torch.exp(th[:, 0:1]) + g - y
+    ar = res.abs()
+    q = ar.clamp(max=pr.delta)
+    hub = q * (ar - 0.5 * q)  # Huber: 0.5 res^2 within delta, delta (|res| - delta/2) beyond
+    if m is not None:
+        hub = hub * m
+    return g, res, hub.sum(-1) + 0.5 * pr.ridge * (_penalised(pr, th) ** 2).sum(-1)
+
+
+@dataclass
+class _Active:
+    """The (problem, start) rows still descending, with their current state."""
+
+    rows: Any  # (B,) index into the flattened P·S rows
+    theta: Any  # (B, p)
+    g: Any  # (B, n) exp(z) at theta
+    res: Any  # (B, n) residuals at theta
+    loss: Any  # (B,)
+    lam: Any  # (B,) Levenberg-Marquardt damping
+    y: Any  # (B, n) targets
+    m: Any  # (B, n) mask, or None
+    Xa: Any  # design: shared (n, q), or (B, n, q) one per row
+    XX: Any  # (n, q*q) or (B, n, q*q)
+
+    def keep(self, keep: Any, shared: bool) -> None:
+        """Drop the rows where ``keep`` is False."""
+        self.rows, self.theta, self.g, self.res = (
+            self.rows[keep],
+            self.theta[keep],
+            self.g[keep],
+            self.res[keep],
+        )
+        self.loss, self.lam, self.y = self.loss[keep], self.lam[keep], self.y[keep]
+        self.m = None if self.m is None else self.m[keep]
+        if not shared:
+            self.Xa, self.XX = self.Xa[keep], self.XX[keep]
+
+
+def _lm_candidate(pr: _Problem, a: _Active) -> tuple[Any, Any]:
+    """One damped Gauss-Newton step on the IRLS normal equations: (candidate theta (B, p), info (B,))."""
+    torch = _torch()
+    f64 = a.theta.dtype
+    B, p = a.theta.shape
+    q = p - 1
+    w = torch.clamp(pr.delta / a.res.abs(), max=1.0)  # IRLS weights (B, n); delta / 0 = inf -> 1
+    if a.m is not None:
+        w = w * a.m
+    ea = torch.exp(a.theta[:, 0])  # (B,) c
+    A = torch.empty(B, p, p, dtype=f64)  # JᵀWJ: the Jacobian is [c, g·xa]
+    A[:, 1:, 1:] = _mm(w * a.g * a.g, a.XX).reshape(B, q, q)
+    cross = ea[:, None] * _mm(w * a.g, a.Xa)
+    A[:, 0, 1:] = cross
+    A[:, 1:, 0] = cross
+    A[:, 0, 0] = ea * ea * w.sum(-1)
+    grad = torch.empty(B, p, dtype=f64)  # JᵀW res
+    grad[:, 0] = ea * (w * a.res).sum(-1)
+    grad[:, 1:] = _mm(w * a.g * a.res, a.Xa)
+    grad[:, pr.first_t :] += pr.ridge * _penalised(pr, a.theta)
+    A += pr.Q  # the penalty's Hessian
+    diag = torch.diagonal(A, dim1=-2, dim2=-1).clamp(min=1e-12)
+    H = A + torch.diag_embed(a.lam[:, None] * diag) + pr.eye
+    step, info = torch.linalg.solve_ex(H, grad[..., None])
+    return a.theta - step[..., 0], info
+
+
+def _lm_update(pr: _Problem, a: _Active, tol: float) -> Any:
+    """Take the step where it lowers a row's loss, adapt the damping; (B,) True where converged."""
+    torch = _torch()
+    cand, info = _lm_candidate(pr, a)
+    g2, res2, loss2 = _forward(pr, cand, a.Xa, a.y, a.m)
+    ok = (loss2 < a.loss) & torch.isfinite(loss2) & (info == 0)  # a singular H: a larger lam
+    gain = (a.loss - loss2) / a.loss.abs().clamp(min=1e-30)
+    a.theta = torch.where(ok[:, None], cand, a.theta)
+    a.g = torch.where(ok[:, None], g2, a.g)
+    a.res = torch.where(ok[:, None], res2, a.res)
+    a.loss = torch.where(ok, loss2, a.loss)
+    a.lam = torch.where(ok, (a.lam / 3.0).clamp(min=1e-12), a.lam * 4.0)
+    return (ok & (gain < tol)) | (a.lam > 1e8)
+
+
+def _best(theta: Any, loss: Any, iterations: int, keep_all: bool) -> BatchFit:
+    """The best start of each problem from every start's final theta (P, S, p) and loss (P, S)."""
+    torch = _torch()
+    lp = torch.where(torch.isfinite(loss), loss, torch.full_like(loss, float("inf")))
+    best = lp.argmin(dim=1)  # (P,)
+    idx = torch.arange(len(lp))
+    th_all = theta.double()
+    return BatchFit(
+        th_all[idx, best].numpy().copy(),
+        lp[idx, best].double().numpy().copy(),
+        iterations,
+        th_all.numpy().copy() if keep_all else None,
+        lp.double().numpy().copy() if keep_all else None,
+    )
+
+
 def fit_batched(
     X: np.ndarray,
     Y: np.ndarray,
@@ -91,129 +250,35 @@ def fit_batched(
     """
     torch = _torch()
     f64 = torch.float32 if single else torch.float64
-    Yp = torch.as_tensor(np.asarray(Y, dtype=np.float64)).to(f64)
-    P, n = Yp.shape
-    Xin = torch.as_tensor(np.asarray(X, dtype=np.float64)).to(f64)
-    shared = Xin.ndim == 2
-    d = Xin.shape[-1]
+    Yp = torch.as_tensor(np.asarray(Y, dtype=np.float64)).to(f64)  # (P, n)
+    P = Yp.shape[0]
+    Xin = torch.as_tensor(np.asarray(X, dtype=np.float64)).to(f64)  # (n, d) or (P, n, d)
     Mp = None if mask is None else torch.as_tensor(np.asarray(mask, dtype=np.float64)).to(f64)
     st = torch.as_tensor(np.asarray(starts, dtype=np.float64)).to(f64)
     if st.ndim == 2:
-        st = st.expand(P, *st.shape)
+        st = st.expand(P, *st.shape)  # (P, S, p)
     S, p = st.shape[1], st.shape[2]
+    pr = _problem(Xin, P, p, delta=delta, ridge=ridge, intercept=intercept)
     # Rows are (problem, start) pairs, flattened; converged rows leave the working set.
-    theta_all = st.reshape(P * S, p).clone()
-    pid_all = torch.arange(P).repeat_interleave(S)
-    ones = torch.ones(n, 1, dtype=f64)
-    q = d + 1 if intercept else d  # width of the exponent design: [1, x] or x
-    if p != q + 1:
-        raise ValueError(f"starts have {p} parameters, expected {q + 1}")
-    if shared:
-        Xa_s = torch.cat([ones, Xin], dim=1) if intercept else Xin  # (n, q)
-        XX_s = (Xa_s[:, :, None] * Xa_s[:, None, :]).reshape(n, q * q)
-    else:
-        Xa_p = torch.cat([ones.expand(P, n, 1), Xin], dim=2) if intercept else Xin  # (P, n, q)
-        XX_p = (Xa_p[..., :, None] * Xa_p[..., None, :]).reshape(P, n, q * q)
-    # Penalty 0.5·ridge·|t|² (|t - mean t|² when b is folded into t); Q is its Hessian.
-    Q = torch.zeros(p, p, dtype=f64)
-    if intercept:
-        Q[2:, 2:] = ridge * torch.eye(d, dtype=f64)
-    else:
-        Q[1:, 1:] = ridge * (torch.eye(d, dtype=f64) - 1.0 / d)
-    eye = 1e-12 * torch.eye(p, dtype=f64)
-    first_t = 2 if intercept else 1
-
-    def penalised(th: Any) -> Any:  # t, or t - mean(t): centred explicitly, not as θᵀQθ, which
-        t = th[:, first_t:]  # float32 cancellation can make negative for a huge common shift
-        return t if intercept else t - t.mean(-1, keepdim=True)
-
-    def design(pid: Any) -> tuple[Any, Any]:
-        if shared:
-            return Xa_s, XX_s
-        return Xa_p[pid], XX_p[pid]
-
-    def mm(a: Any, b: Any) -> Any:  # (B, n) x (n, m) or (B, n, m) -> (B, m)
-        return a @ b if b.ndim == 2 else torch.bmm(a[:, None, :], b)[:, 0]
-
-    def forward(th: Any, Xa: Any, y: Any, m: Any) -> tuple[Any, Any, Any]:
-        z = th[:, 1:] @ Xa.T if Xa.ndim == 2 else torch.bmm(Xa, th[:, 1:, None])[..., 0]  # (B, n)
-        g = torch.exp(z.clamp(max=Z_MAX))
-        res = torch.exp(th[:, 0:1]) + g - y
-        ar = res.abs()
-        q = ar.clamp(max=delta)
-        hub = q * (ar - 0.5 * q)  # Huber: 0.5 res^2 within delta, delta (|res| - delta/2) beyond
-        if m is not None:
-            hub = hub * m
-        return g, res, hub.sum(-1) + 0.5 * ridge * (penalised(th) ** 2).sum(-1)
-
-    rows = torch.arange(P * S)
-    theta, pid = theta_all[rows], pid_all[rows]
-    Xa, XX = design(pid)
+    theta_all = st.reshape(P * S, p).clone()  # (P·S, p)
+    pid = torch.arange(P).repeat_interleave(S)  # (P·S,) problem of each row
+    Xa, XX = (pr.Xa, pr.XX) if pr.shared else (pr.Xa[pid], pr.XX[pid])
     y, m = Yp[pid], (None if Mp is None else Mp[pid])
-    g, res, loss = forward(theta, Xa, y, m)
-    loss_all = loss.clone()
-    lam = torch.full((len(rows),), 1e-3, dtype=f64)
+    g, res, loss = _forward(pr, theta_all, Xa, y, m)
+    loss_all = loss.clone()  # (P·S,)
+    lam = torch.full((P * S,), 1e-3, dtype=f64)
+    a = _Active(torch.arange(P * S), theta_all.clone(), g, res, loss, lam, y, m, Xa, XX)
     iterations = 0
     for _ in range(max_iter):
         iterations += 1
-        w = torch.clamp(delta / res.abs(), max=1.0)  # IRLS weights (B, n); delta / 0 = inf -> 1
-        if m is not None:
-            w = w * m
-        ea = torch.exp(theta[:, 0])
-        B = len(rows)
-        A = torch.empty(B, p, p, dtype=f64)
-        A[:, 1:, 1:] = mm(w * g * g, XX).reshape(B, q, q)
-        cross = ea[:, None] * mm(w * g, Xa)
-        A[:, 0, 1:] = cross
-        A[:, 1:, 0] = cross
-        A[:, 0, 0] = ea * ea * w.sum(-1)
-        grad = torch.empty(B, p, dtype=f64)
-        grad[:, 0] = ea * (w * res).sum(-1)
-        grad[:, 1:] = mm(w * g * res, Xa)
-        grad[:, first_t:] += ridge * penalised(theta)
-        A += Q  # the penalty's Hessian
-        diag = torch.diagonal(A, dim1=-2, dim2=-1).clamp(min=1e-12)
-        H = A + torch.diag_embed(lam[:, None] * diag) + eye
-        step, info = torch.linalg.solve_ex(H, grad[..., None])
-        cand = theta - step[..., 0]
-        g2, res2, loss2 = forward(cand, Xa, y, m)
-        ok = (loss2 < loss) & torch.isfinite(loss2) & (info == 0)  # a singular H: a larger lam
-        gain = (loss - loss2) / loss.abs().clamp(min=1e-30)
-        theta = torch.where(ok[:, None], cand, theta)
-        g = torch.where(ok[:, None], g2, g)
-        res = torch.where(ok[:, None], res2, res)
-        loss = torch.where(ok, loss2, loss)
-        lam = torch.where(ok, (lam / 3.0).clamp(min=1e-12), lam * 4.0)
-        done = (ok & (gain < tol)) | (lam > 1e8)
-        if bool(done.any()):
-            theta_all[rows[done]] = theta[done]
-            loss_all[rows[done]] = loss[done]
-            keep = ~done
-            rows, theta, g, res, loss, lam = (
-                rows[keep],
-                theta[keep],
-                g[keep],
-                res[keep],
-                loss[keep],
-                lam[keep],
-            )
-            pid, y, m = pid[keep], y[keep], (None if m is None else m[keep])
-            if not shared:
-                Xa, XX = Xa[keep], XX[keep]
-            if len(rows) == 0:
+        done = _lm_update(pr, a, tol)
+        if bool(done.any()):  # a host sync per iteration: it is what lets converged rows leave
+            theta_all[a.rows[done]] = a.theta[done]
+            loss_all[a.rows[done]] = a.loss[done]
+            a.keep(~done, pr.shared)
+            if len(a.rows) == 0:
                 break
-    if len(rows):
-        theta_all[rows] = theta
-        loss_all[rows] = loss
-    lp = loss_all.reshape(P, S)
-    lp = torch.where(torch.isfinite(lp), lp, torch.full_like(lp, float("inf")))
-    best = lp.argmin(dim=1)
-    idx = torch.arange(P)
-    th_all = theta_all.reshape(P, S, p).double()
-    return BatchFit(
-        th_all[idx, best].numpy().copy(),
-        lp[idx, best].double().numpy().copy(),
-        iterations,
-        th_all.numpy().copy() if keep_all else None,
-        lp.double().numpy().copy() if keep_all else None,
-    )
+    if len(a.rows):
+        theta_all[a.rows] = a.theta
+        loss_all[a.rows] = a.loss
+    return _best(theta_all.reshape(P, S, p), loss_all.reshape(P, S), iterations, keep_all)

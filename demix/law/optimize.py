@@ -4,8 +4,9 @@ For the paper's law the overall predicted loss Σ_i s_i (c_i + k_i·exp(t_i·r))
 non-negative sum of exponentials of linear functions), and the constraints (per-domain
 min/max/fixed, group caps, epoch caps, the simplex) are linear, so SLSQP converges to the global
 optimum; a few feasible starts guard against numerical trouble at the boundary. With r^p (p < 1)
-the problem is solved in u = r^p and is no longer convex: the multi-start matters there. Shares below ``search.min_weight`` are
-then dropped and the rest re-optimised, as the search does.
+the problem is solved in u = r^p and is no longer convex: the multi-start matters there. Shares
+below ``search.min_weight`` are then dropped and the rest re-optimised, as the search does. The
+bounds on r (:class:`~demix.mixture.bounds.RatioBounds`) come from :mod:`demix.mixture.bounds`.
 """
 
 from __future__ import annotations
@@ -16,76 +17,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from demix.errors import ConfigError, DemixError
+from demix.errors import DemixError
 from demix.law.mixing import MixingLaw
+from demix.mixture.bounds import RatioBounds, bounds_for
 
 if TYPE_CHECKING:
     from demix.config import ExperimentConfig
-
-
-@dataclass(frozen=True)
-class RatioBounds:
-    """Linear constraints on data ratios r: lo <= r <= hi, glo <= G r <= ghi, Σ r = 1."""
-
-    lo: np.ndarray  # (K,)
-    hi: np.ndarray  # (K,)
-    groups: np.ndarray  # (J, K) 0/1 membership
-    glo: np.ndarray  # (J,)
-    ghi: np.ndarray  # (J,)
-    min_weight: float = 0.0
-
-    @classmethod
-    def simplex(cls, K: int, min_weight: float = 0.0) -> RatioBounds:
-        return cls(np.zeros(K), np.ones(K), np.zeros((0, K)), np.zeros(0), np.zeros(0), min_weight)
-
-    def violation(self, r: np.ndarray) -> float:
-        v = max(float(np.max(self.lo - r)), float(np.max(r - self.hi)), abs(float(r.sum()) - 1.0))
-        if len(self.groups):
-            s = self.groups @ r
-            v = max(v, float(np.max(self.glo - s)), float(np.max(s - self.ghi)))
-        return max(v, 0.0)
-
-
-def bounds_for(
-    cfg: ExperimentConfig, domains: Sequence[str], token_counts: np.ndarray | None = None
-) -> RatioBounds:
-    """``search.constraints`` (and the epoch cap when token counts are known) as bounds on r.
-
-    Constraints stated on merge weights (``on: weights``) are mapped to ratios through
-    r = β·e_G + (1-β)·w; constraints on ratios are used as they are: the law describes data
-    mixtures, so its optimum may hold less general data than β (export says so).
-
-    Raises:
-        ConfigError: a constraint names a domain the law does not know, or nothing is feasible.
-    """
-    from demix.mixture.constraints import build_constraints
-
-    names = list(domains)
-    cc = cfg.search.constraints
-    unknown = sorted(cc.domains() - set(names))
-    if unknown:
-        raise ConfigError(
-            f"search.constraints name {unknown[0]!r}, which is not a domain of the law: {names}"
-        )
-    on_w = cc.on == "weights"
-    general = cfg.general if cfg.general in names else names[0]
-    beta = cfg.train.beta if on_w and cfg.general in names else 0.0
-    c = build_constraints(
-        cc,
-        names,
-        general=general,
-        beta=beta,
-        token_counts=token_counts,
-        target_tokens=float(cfg.export.target_tokens),
-        max_epochs=cfg.export.max_epochs,
-    )
-    e_g = np.array([float(n == general) for n in names])
-    lo, hi = beta * e_g + (1 - beta) * c.lo, beta * e_g + (1 - beta) * c.hi
-    G = np.array([g.mask.astype(np.float64) for g in c.groups]).reshape(-1, len(names))
-    has_g = G @ e_g
-    glo = np.array([g.lo for g in c.groups]) * (1 - beta) + beta * has_g
-    ghi = np.array([g.hi for g in c.groups]) * (1 - beta) + beta * has_g
-    return RatioBounds(lo, hi, G, glo, ghi, cfg.search.min_weight)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,9 @@ from demix.merge.kernels import KERNEL_BLOCK
 from demix.merge.layout import Layout, build_live_model
 from demix.merge.loading import load_row, plan_memory
 from demix.merge.methods import check_weights, get_method, merge_with_mergekit, native_row_weights
+from demix.merge.save import save_checkpoint
+from demix.mixture import as_dict
+from demix.util.torchenv import resolve_device, resolve_dtype
 
 if TYPE_CHECKING:
     import torch
@@ -35,32 +38,11 @@ if TYPE_CHECKING:
 
 COMPILE_MIN = 4_000_000  # parameters from which the torch path compiles its fused sum by default
 BLOCK = 1 << 16  # elements per block of the stacked buffer (a multiple of the Triton kernel's BLOCK)
-_DTYPES = {
-    "bfloat16": "bfloat16",
-    "bf16": "bfloat16",
-    "float16": "float16",
-    "fp16": "float16",
-    "float32": "float32",
-    "fp32": "float32",
-}
 
 
 def _resolve(device: str, dtype: Any, backend: str) -> tuple[torch.device, torch.dtype, str]:
-    import torch
-
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DemixError("merge.device=cuda but no CUDA device is available")
-    if isinstance(dtype, torch.dtype):
-        dt = dtype
-    elif dtype == "auto":
-        dt = torch.bfloat16 if dev.type == "cuda" else torch.float32
-    elif dtype in _DTYPES:
-        dt = getattr(torch, _DTYPES[dtype])
-    else:
-        raise DemixError(f"merge dtype {dtype!r} is not one of auto, bfloat16, float16, float32")
+    dev = resolve_device(device, key="merge.device")
+    dt = resolve_dtype(dtype, dev, key="merge.dtype")
     if backend == "auto":
         from demix.merge.kernels import triton_available
 
@@ -346,9 +328,20 @@ class MergeEngine:
         return {s.name: self.tensor(s.name) for s in self.layout.slots}
 
     def save(self, out_dir: str | Path, tokenizer_dir: str | Path | None = None) -> Path:
-        """Write the current merge as an HF checkpoint; see :func:`demix.merge.export.save_checkpoint`."""
-        from demix.merge.save import save_checkpoint
-
+        """Write the current merge as an HF checkpoint; see :func:`demix.merge.save.save_checkpoint`."""
+        w = self.last_weights
+        record = {
+            "method": self.last_method,
+            "weights": as_dict(w, self.names) if w is not None else None,
+            "components": {n: str(c.root) for n, c in zip(self.names, self.checkpoints, strict=True)},
+            "base": str(self.base.root) if self.base is not None else None,
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }
         return save_checkpoint(
-            self, Path(out_dir), Path(tokenizer_dir) if tokenizer_dir is not None else None
+            Path(out_dir),
+            config=self.model.config,
+            tensors=self.state_dict(),
+            record=record,
+            source=self.checkpoints[0].root,
+            tokenizer_dir=Path(tokenizer_dir) if tokenizer_dir is not None else None,
         )

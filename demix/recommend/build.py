@@ -1,28 +1,35 @@
 """``demix recommend``: the recommended mixture of a finished search, three ways, side by side.
 
-Reads ``search/trials.csv`` (and ``law/check.json`` / ``law/fit.json`` when the law stage ran), builds
-the :mod:`demix.export.choices` candidates with bootstrap intervals over trials, picks the one
-``export.choose`` names, and writes ``export/recommendation.json``. Recomputed only when its inputs
-(trials, law files, config) change.
+Reads the search's products (``search/trials.csv``, ``search/recommendation.json``) and, when the
+law stage ran, ``law/check.json`` / ``law/fit.json``; builds the :mod:`demix.recommend.choices`
+candidates with bootstrap intervals over trials, picks the one ``export.choose`` names, and writes
+``export/recommendation.json``. Recomputed only when its inputs (trials, law files, config) change.
+
+From the search it uses the public :func:`demix.search.surrogate_inputs`, ``candidate_pool`` and
+``recommend_topk`` (the surrogate refitted on bootstrap resamples), and ``search.surrogate.fit``
+to predict the other candidates' objective.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from demix.config import ExperimentConfig
 from demix.errors import StageError
 from demix.mixture import as_dict, from_mapping, weights_to_ratios
-from demix.recommend import law as lawview
 from demix.recommend.choices import Candidate, best_index, bootstrap_interval, edge_warning, pareto_front
+from demix.recommend.law import LawView, load_law
 from demix.recommend.table import TrialsTable, load_trials
 from demix.run import RunDir
 from demix.util.hashing import hash_file, hash_json
 from demix.util.io import read_json, write_json_atomic
 from demix.util.provenance import provenance
+
+if TYPE_CHECKING:
+    from demix.search import SurrogateInputs
 
 BOOTSTRAP_POOL = 20_000  # bootstrap replicates rank a subsample of the pool this large (speed)
 
@@ -99,18 +106,31 @@ def _check_finished(cfg: ExperimentConfig, run: RunDir, table: TrialsTable) -> T
     return done
 
 
-def _context(cfg: ExperimentConfig, run: RunDir, domains: list[str]) -> tuple[Any, np.ndarray, np.ndarray]:
-    """The search's constraints, pool prior and token counts, built the way the search built them."""
-    from demix.mixture.constraints import constraints_for
-    from demix.search.context import domains_and_counts
-    from demix.search.surrogate import pool_prior
+def finished_trials(cfg: ExperimentConfig, run: RunDir) -> TrialsTable:
+    """The completed trials of a finished search (``search/trials.csv``).
 
-    names, counts = domains_and_counts(cfg, run)
-    if list(names) != list(domains):
+    Raises:
+        StageError: the search has not run, or is unfinished.
+    """
+    return _check_finished(cfg, run, load_trials(run.trials_csv))
+
+
+def _surrogate_inputs(cfg: ExperimentConfig, run: RunDir, domains: list[str]) -> SurrogateInputs:
+    """The search's constraints, pool prior and token counts, built the way the search built them."""
+    from demix.search import surrogate_inputs
+
+    inputs = surrogate_inputs(cfg, run)
+    if list(inputs.domains) != list(domains):
         raise StageError(
-            f"{run.trials_csv}: domains {domains} differ from the run's {names}; rerun the search"
+            f"{run.trials_csv}: domains {domains} differ from the run's {inputs.domains}; rerun the search"
         )
-    return constraints_for(cfg, names, counts), pool_prior(counts, cfg.search.demix.prior_power), counts
+    return inputs
+
+
+def _search_product(run: RunDir) -> dict[str, Any]:
+    """``search/recommendation.json`` (the search's own top-k, scored on the report tasks), or ``{}``."""
+    path = run.search / "recommendation.json"
+    return read_json(path) if path.is_file() else {}
 
 
 def inputs_hash(cfg: ExperimentConfig, run: RunDir) -> dict[str, str]:
@@ -135,6 +155,129 @@ def inputs_hash(cfg: ExperimentConfig, run: RunDir) -> dict[str, str]:
     return out
 
 
+def _ratios(cfg: ExperimentConfig, table: TrialsTable, w: np.ndarray) -> np.ndarray:
+    return weights_to_ratios(w, table.domains, cfg.general, cfg.train.beta)
+
+
+def _surrogate_candidate(
+    cfg: ExperimentConfig, table: TrialsTable, inputs: SurrogateInputs, searched: dict[str, Any]
+) -> Candidate:
+    """DeMix's choice: the mean of the surrogate's top-k, with an interval from refits on resamples.
+
+    The search's own top-k (``searched["w"]``, fitted on full-precision weights) replaces the refit
+    mean when it covers the same domains; the interval still comes from refits.
+    """
+    from demix.search import candidate_pool, recommend_topk
+
+    s, seed = cfg.search.demix, cfg.search.seed
+    W, y, prior, constraints = table.W, table.objective, inputs.pool_prior, inputs.constraints
+    pool = candidate_pool(prior, s, constraints, seed)
+    w_top, info = recommend_topk(W, y, prior, s, constraints, seed, pool=pool)
+    if isinstance(searched.get("w"), dict) and set(searched["w"]) == set(table.domains):
+        w_top = from_mapping(searched["w"], table.domains)
+        info["predicted"] = float(searched.get("predicted_objective", info["predicted"]))
+    rng = np.random.default_rng(seed)
+    # keep the pool's order: tree predictions tie often, and top-k breaks ties by position
+    small = pool[np.sort(rng.choice(len(pool), size=min(len(pool), BOOTSTRAP_POOL), replace=False))]
+
+    def replicate(idx: np.ndarray, b: int) -> np.ndarray | None:
+        if len(np.unique(idx)) < 2:
+            return None
+        w, _ = recommend_topk(W[idx], y[idx], prior, s, constraints, seed + 1 + b, pool=small)
+        return _ratios(cfg, table, w)
+
+    return Candidate(
+        "surrogate_topk",
+        _ratios(cfg, table, w_top),
+        w_top,
+        {"surrogate_objective": info["predicted"]},
+        bootstrap_interval(replicate, len(table), cfg.export.bootstrap, seed),
+        f"mean of the surrogate's top {info['top_k']} of {info['pool']} candidates, fitted on {info['n_train']} trials",
+    )
+
+
+def _best_trial_candidate(cfg: ExperimentConfig, table: TrialsTable) -> Candidate:
+    """The best measured proxy, with an interval from the best of each resample."""
+    W, y = table.W, table.objective
+    bi = best_index(y)
+
+    def replicate(idx: np.ndarray, b: int) -> np.ndarray:
+        return _ratios(cfg, table, W[idx][best_index(y[idx])])
+
+    return Candidate(
+        "best_trial",
+        table.R[bi] if np.isfinite(table.R[bi]).all() else _ratios(cfg, table, W[bi]),
+        W[bi],
+        {"measured_objective": float(y[bi])},
+        bootstrap_interval(replicate, len(table), cfg.export.bootstrap, cfg.search.seed),
+        f"trial {int(table.number[bi])}"
+        + (f" (baseline {table.baseline[bi]})" if table.baseline[bi] else ""),
+    )
+
+
+def _law_candidate(cfg: ExperimentConfig, run: RunDir, law: LawView, domains: list[str]) -> Candidate:
+    if law.law.domains != domains:
+        raise StageError(
+            f"{run.law / 'fit.json'}: fitted on {law.law.domains}, not {domains}; rerun `demix law check`"
+        )
+    return law.candidate(cfg.general, cfg.train.beta, cfg.export.bootstrap, cfg.search.seed)
+
+
+def _add_predictions(
+    cfg: ExperimentConfig, table: TrialsTable, cands: dict[str, Candidate], law: LawView | None
+) -> None:
+    """Fill in what the surrogate (fitted on every trial) and the law say about each candidate."""
+    from demix.search.surrogate import fit
+
+    model = fit(table.W, table.objective, cfg.search.demix, cfg.search.seed)
+    for c in cands.values():
+        if c.w is not None:
+            c.predicted.setdefault("surrogate_objective", float(model.predict(c.w)[0]))
+        if law is not None:
+            c.predicted.setdefault("law_loss", law.loss(c.r))
+
+
+def _warnings(cfg: ExperimentConfig, table: TrialsTable, chosen: Candidate) -> list[str]:
+    """The beta-edge warning, and shares that fall outside their own bootstrap interval."""
+    domains, general, y = table.domains, cfg.general, table.objective
+    warnings = []
+    top = np.argsort(-np.where(np.isfinite(y), y, -np.inf))[: max(3, len(y) // 10)]
+    g = domains.index(general)
+    edge = edge_warning(
+        chosen.r, domains, general, cfg.train.beta, cfg.export.edge_tolerance, table.W[top, g]
+    )
+    if edge:
+        warnings.append(edge)
+    iv = chosen.interval
+    if iv is not None:
+        off = [
+            d for d, x, (lo, hi) in zip(domains, chosen.r, iv, strict=True) if not lo - 1e-9 <= x <= hi + 1e-9
+        ]
+        if off:
+            warnings.append(
+                f"the {chosen.name} shares of {', '.join(off)} fall outside their bootstrap intervals: refitted on "
+                f"resampled trials the recommendation moves a lot, so {len(table)} trials do not pin it down; "
+                "run more search trials before trusting those shares"
+            )
+    return warnings
+
+
+def _pareto(cfg: ExperimentConfig, table: TrialsTable) -> list[dict[str, Any]]:
+    """In multi-objective mode, the measured trials no other trial dominates on every group."""
+    if cfg.search.objectives != "groups" or not table.objectives:
+        return []
+    return [
+        {
+            "trial": int(table.number[i]),
+            "objectives": {g: float(table.objectives[g][i]) for g in table.groups},
+            "objective": float(table.objective[i]),
+            "r": as_dict(table.R[i], table.domains),
+            "w": as_dict(table.W[i], table.domains),
+        }
+        for i in pareto_front(table.group_matrix())
+    ]
+
+
 def build_recommendation(
     cfg: ExperimentConfig, run: RunDir, table: TrialsTable, *, with_law: bool = True
 ) -> Recommendation:
@@ -143,115 +286,49 @@ def build_recommendation(
     Args:
         with_law: add the law optimum when the law stage ran (``law/check.json``).
     """
-    from demix.search.surrogate import candidate_pool, fit, recommend_topk
-
-    domains, general, beta = table.domains, cfg.general, cfg.train.beta
-    constraints, prior, counts = _context(cfg, run, domains)
-    law = lawview.load(cfg, run, counts) if with_law else None
-    s, seed, B = cfg.search.demix, cfg.search.seed, cfg.export.bootstrap
-    W, y = table.W, table.objective
-
-    def ratios(w: np.ndarray) -> np.ndarray:
-        return weights_to_ratios(w, domains, general, beta)
-
-    pool = candidate_pool(prior, s, constraints, seed)
-    w_top, info = recommend_topk(W, y, prior, s, constraints, seed, pool=pool)
-    search_rec = run.search / "recommendation.json"
-    searched = read_json(search_rec) if search_rec.is_file() else {}
-    if isinstance(searched.get("w"), dict) and set(searched["w"]) == set(domains):
-        # the search's own top-k mixture (fitted on full-precision weights, scored on the report tasks)
-        w_top = from_mapping(searched["w"], domains)
-        info["predicted"] = float(searched.get("predicted_objective", info["predicted"]))
-    rng = np.random.default_rng(seed)
-    # keep the pool's order: tree predictions tie often, and top-k breaks ties by position
-    small = pool[np.sort(rng.choice(len(pool), size=min(len(pool), BOOTSTRAP_POOL), replace=False))]
-
-    def topk_rep(idx: np.ndarray, b: int) -> np.ndarray | None:
-        if len(np.unique(idx)) < 2:
-            return None
-        w, _ = recommend_topk(W[idx], y[idx], prior, s, constraints, seed + 1 + b, pool=small)
-        return ratios(w)
-
-    cands: dict[str, Candidate] = {
-        "surrogate_topk": Candidate(
-            "surrogate_topk",
-            ratios(w_top),
-            w_top,
-            {"surrogate_objective": info["predicted"]},
-            bootstrap_interval(topk_rep, len(table), B, seed),
-            f"mean of the surrogate's top {info['top_k']} of {info['pool']} candidates, fitted on {info['n_train']} trials",
-        )
+    domains = table.domains
+    inputs = _surrogate_inputs(cfg, run, domains)
+    law = load_law(cfg, run, inputs.token_counts) if with_law else None
+    searched = _search_product(run)
+    cands = {
+        "surrogate_topk": _surrogate_candidate(cfg, table, inputs, searched),
+        "best_trial": _best_trial_candidate(cfg, table),
     }
-    bi = best_index(y)
-    cands["best_trial"] = Candidate(
-        "best_trial",
-        table.R[bi] if np.isfinite(table.R[bi]).all() else ratios(W[bi]),
-        W[bi],
-        {"measured_objective": float(y[bi])},
-        bootstrap_interval(lambda idx, b: ratios(W[idx][best_index(y[idx])]), len(table), B, seed),
-        f"trial {int(table.number[bi])}"
-        + (f" (baseline {table.baseline[bi]})" if table.baseline[bi] else ""),
-    )
     if law is not None:
-        if law.law.domains != domains:
-            raise StageError(
-                f"{run.law / 'fit.json'}: fitted on {law.law.domains}, not {domains}; rerun `demix law check`"
-            )
-        cands["law"] = law.candidate(general, beta, B, seed)
-    model = fit(W, y, s, seed)
-    for c in cands.values():
-        if c.w is not None:
-            c.predicted.setdefault("surrogate_objective", float(model.predict(c.w)[0]))
-        if law is not None:
-            c.predicted.setdefault("law_loss", law.loss(c.r))
+        cands["law"] = _law_candidate(cfg, run, law, domains)
+    _add_predictions(cfg, table, cands, law)
     choice = cfg.export.choose
     if choice not in cands:
         raise StageError(
             f"export.choose={choice} but the law has not been fitted ({run.law / 'check.json'} missing); "
             f"run `demix law check {run.root}` or choose surrogate_topk / best_trial"
         )
-    warnings = []
-    top = np.argsort(-np.where(np.isfinite(y), y, -np.inf))[: max(3, len(y) // 10)]
-    g = domains.index(general)
-    edge = edge_warning(cands[choice].r, domains, general, beta, cfg.export.edge_tolerance, W[top, g])
-    if edge:
-        warnings.append(edge)
-    iv = cands[choice].interval
-    if iv is not None:
-        off = [
-            d
-            for d, x, (lo, hi) in zip(domains, cands[choice].r, iv, strict=True)
-            if not lo - 1e-9 <= x <= hi + 1e-9
-        ]
-        if off:
-            warnings.append(
-                f"the {choice} shares of {', '.join(off)} fall outside their bootstrap intervals: refitted on "
-                f"resampled trials the recommendation moves a lot, so {len(table)} trials do not pin it down; "
-                "run more search trials before trusting those shares"
-            )
-    pareto: list[dict[str, Any]] = []
-    if cfg.search.objectives == "groups" and table.objectives:
-        for i in pareto_front(table.group_matrix()):
-            pareto.append(
-                {
-                    "trial": int(table.number[i]),
-                    "objectives": {gname: float(table.objectives[gname][i]) for gname in table.groups},
-                    "objective": float(y[i]),
-                    "r": as_dict(table.R[i], domains),
-                    "w": as_dict(W[i], domains),
-                }
-            )
-    search_report = dict(searched.get("report") or {})
-    return Recommendation(domains, general, beta, choice, cands, pareto, warnings, len(table), search_report)
+    return Recommendation(
+        domains,
+        cfg.general,
+        cfg.train.beta,
+        choice,
+        cands,
+        _pareto(cfg, table),
+        _warnings(cfg, table, cands[choice]),
+        len(table),
+        dict(searched.get("report") or {}),
+    )
 
 
-def recommend(cfg: ExperimentConfig, run: RunDir, *, force: bool = False) -> Recommendation:
+def recommend(
+    cfg: ExperimentConfig, run: RunDir, *, force: bool = False, trials: TrialsTable | None = None
+) -> Recommendation:
     """The recommendation of a finished search; cached in ``export/recommendation.json``.
+
+    Args:
+        force: recompute even when the cache matches its inputs.
+        trials: the run's :func:`finished_trials`, when the caller has already read them.
 
     Raises:
         StageError: the search has not run or is unfinished, or ``export.choose=law`` without a law.
     """
-    table = _check_finished(cfg, run, load_trials(run.trials_csv))
+    table = trials if trials is not None else finished_trials(cfg, run)
     inputs = inputs_hash(cfg, run)
     path = run.export / "recommendation.json"
     if path.is_file() and not force:

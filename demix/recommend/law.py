@@ -95,7 +95,7 @@ def cheap(cfg: LawConfig, b: int, exponent: float) -> LawConfig:
     )
 
 
-def load(cfg: ExperimentConfig, run: RunDir, token_counts: np.ndarray | None) -> LawView | None:
+def load_law(cfg: ExperimentConfig, run: RunDir, token_counts: np.ndarray | None) -> LawView | None:
     """The law view of a run, or ``None`` when the law stage has not run (no ``law/check.json``)."""
     check_p = run.law / "check.json"
     if not check_p.is_file():

@@ -1,16 +1,14 @@
 """``demix report``: one self-contained HTML page (images as base64 PNG) and the same as markdown.
 
-Sections are built once as :class:`Section` (text, tables, figures) and rendered twice: HTML with
-embedded images, markdown linking ``report/plots/*.png``. Everything comes from the run directory:
-trials, recommendation, export, law check/fit and validation when those stages ran.
+The run's products are read once into a :class:`~demix.report.summary.RunSummary`; sections are
+built from it once as :class:`~demix.report.section.Section` (text, tables, figures) and rendered
+twice by :mod:`demix.report.render`: HTML with embedded images, markdown linking
+``report/plots/*.png``.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,42 +16,14 @@ import numpy as np
 
 from demix.config import ExperimentConfig
 from demix.mixture import weights_to_ratios
-from demix.recommend.build import Recommendation, recommend
-from demix.recommend.table import TrialsTable, load_trials
 from demix.report import plots
 from demix.report.law import law_sections
+from demix.report.render import render_html, render_markdown
+from demix.report.section import Section
+from demix.report.summary import RunSummary, summarize
 from demix.run import RunDir
-from demix.util.io import atomic_path, read_json, write_text_atomic
+from demix.util.io import atomic_path, write_text_atomic
 from demix.util.provenance import provenance
-
-
-@dataclass
-class Section:
-    """A part of the report: a title and blocks in order (paragraphs, tables, figures, bullet lists).
-
-    Blocks are ``("text", str)``, ``("table", (header, rows))``, ``("figure", (file stem, png,
-    caption))`` or ``("list", [str, ...])``.
-    """
-
-    title: str
-    blocks: list[tuple[str, Any]] = field(default_factory=list)
-
-    def text(self, t: str) -> None:
-        self.blocks.append(("text", t))
-
-    def table(self, head: list[str], rows: list[list[str]]) -> None:
-        self.blocks.append(("table", (head, rows)))
-
-    def figure(self, stem: str, png: bytes, caption: str) -> None:
-        self.blocks.append(("figure", (stem, png, caption)))
-
-    def bullets(self, items: list[str]) -> None:
-        if items:
-            self.blocks.append(("list", list(items)))
-
-    @property
-    def figures(self) -> list[tuple[str, bytes, str]]:
-        return [b for k, b in self.blocks if k == "figure"]
 
 
 def _f(x: Any, digits: int = 4) -> str:
@@ -62,7 +32,8 @@ def _f(x: Any, digits: int = 4) -> str:
     return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
-def _mixture_section(cfg: ExperimentConfig, run: RunDir, rec: Recommendation, table: TrialsTable) -> Section:
+def _mixture_section(s: RunSummary) -> Section:
+    rec, doc = s.recommendation, s.exported
     d = rec.domains
     c = rec.chosen
     sec = Section("Recommended mixture")
@@ -71,8 +42,6 @@ def _mixture_section(cfg: ExperimentConfig, run: RunDir, rec: Recommendation, ta
         f"ratios r**, what to train on; merge weights w stand for r = {rec.beta:g}·{rec.general} + "
         f"{1 - rec.beta:g}·w because components were trained with train.beta={rec.beta:g}."
     )
-    exported = run.export / "recommended_mixture.json"
-    doc = read_json(exported) if exported.is_file() else None
     rows = []
     for i, n in enumerate(d):
         iv = c.interval[i] if c.interval is not None else None
@@ -86,10 +55,10 @@ def _mixture_section(cfg: ExperimentConfig, run: RunDir, rec: Recommendation, ta
     if doc is not None:
         head += [f"tokens ({doc['target_tokens']:,} target)", "epochs"]
         sec.text(
-            f"Files for the data team: `{run.export}` (JSON, YAML, CSV, Megatron blend, HF snippet, summary)."
+            f"Files for the data team: `{s.export_dir}` (JSON, YAML, CSV, Megatron blend, HF snippet, summary)."
         )
     sec.table([*head, "merge weight w"], rows)
-    counts = _counts(cfg, run, d)
+    counts = s.token_counts
     prior_r = (
         weights_to_ratios(counts / counts.sum(), d, rec.general, rec.beta)
         if counts is not None
@@ -107,14 +76,8 @@ def _mixture_section(cfg: ExperimentConfig, run: RunDir, rec: Recommendation, ta
     return sec
 
 
-def _counts(cfg: ExperimentConfig, run: RunDir, domains: list[str]) -> np.ndarray | None:
-    from demix.export.stage import available_tokens
-
-    avail, _ = available_tokens(cfg, run, domains)
-    return avail
-
-
-def _candidates_section(rec: Recommendation) -> Section:
+def _candidates_section(s: RunSummary) -> Section:
+    rec = s.recommendation
     sec = Section("Three recommendations side by side")
     sec.text(
         "surrogate_topk: DeMix's mean of the surrogate's top-k predicted mixtures; best_trial: the best "
@@ -136,33 +99,7 @@ def _candidates_section(rec: Recommendation) -> Section:
         )
     sec.table(["candidate", "surrogate", "measured", "law loss", "data ratios r", "how"], rows)
     if rec.search_report:
-        rep = [
-            [
-                n,
-                _f(v.get("objective")),
-                ", ".join(f"{g} {x:.3f}" for g, x in (v.get("objectives") or {}).items()),
-            ]
-            for n, v in rec.search_report.items()
-        ]
-        sec.text("Scored on the held-out report tasks (never optimised on), against the baselines:")
-        sec.table(["mixture", "report objective", "per group"], rep)
-        tasks = sorted({t for v in rec.search_report.values() for t in v.get("metrics") or {}})
-        if tasks:
-            uncounted = {
-                t for v in rec.search_report.values() for t, w in (v.get("weights") or {}).items() if w == 0
-            }
-            sec.text(
-                "The report tasks' own values (base_model: the model the components were trained from"
-                + ("; * not optimised and not counted in the report objective" if uncounted else "")
-                + "):"
-            )
-            sec.table(
-                ["mixture", *[t + (" *" if t in uncounted else "") for t in tasks]],
-                [
-                    [n, *[_f((v.get("metrics") or {}).get(t)) for t in tasks]]
-                    for n, v in rec.search_report.items()
-                ],
-            )
+        _report_tasks(sec, rec.search_report)
     if rec.pareto:
         groups = sorted(rec.pareto[0]["objectives"])
         prow = [
@@ -178,7 +115,35 @@ def _candidates_section(rec: Recommendation) -> Section:
     return sec
 
 
-def _search_section(table: TrialsTable) -> Section:
+def _report_tasks(sec: Section, search_report: dict[str, Any]) -> None:
+    """The search's top-k and the baselines scored on the held-out report tasks."""
+    rep = [
+        [
+            n,
+            _f(v.get("objective")),
+            ", ".join(f"{g} {x:.3f}" for g, x in (v.get("objectives") or {}).items()),
+        ]
+        for n, v in search_report.items()
+    ]
+    sec.text("Scored on the held-out report tasks (never optimised on), against the baselines:")
+    sec.table(["mixture", "report objective", "per group"], rep)
+    tasks = sorted({t for v in search_report.values() for t in v.get("metrics") or {}})
+    if not tasks:
+        return
+    uncounted = {t for v in search_report.values() for t, w in (v.get("weights") or {}).items() if w == 0}
+    sec.text(
+        "The report tasks' own values (base_model: the model the components were trained from"
+        + ("; * not optimised and not counted in the report objective" if uncounted else "")
+        + "):"
+    )
+    sec.table(
+        ["mixture", *[t + (" *" if t in uncounted else "") for t in tasks]],
+        [[n, *[_f((v.get("metrics") or {}).get(t)) for t in tasks]] for n, v in search_report.items()],
+    )
+
+
+def _search_section(s: RunSummary) -> Section:
+    table = s.trials
     sec = Section("Search")
     searched = int(np.sum(table.baseline == ""))
     sec.text(
@@ -200,11 +165,10 @@ def interval_text(e: dict[str, float]) -> str:
     return f"{f(e.get('value'))} [{f(e.get('low'))}, {f(e.get('high'))}]"
 
 
-def _validation_section(run: RunDir) -> Section | None:
-    path = run.validation / "validation.json"
-    if not path.is_file():
+def _validation_section(s: RunSummary) -> Section | None:
+    v = s.validation
+    if v is None:
         return None
-    v = read_json(path)
     fid = v["fidelity"]
     sec = Section("Validation against trained references")
     sec.text(
@@ -225,80 +189,14 @@ def _validation_section(run: RunDir) -> Section | None:
     return sec
 
 
-def build_sections(cfg: ExperimentConfig, run: RunDir) -> list[Section]:
-    rec = recommend(cfg, run)
-    table = load_trials(run.trials_csv).complete()
-    out = [_mixture_section(cfg, run, rec, table), _candidates_section(rec), _search_section(table)]
-    out += law_sections(run, rec.domains)
-    val = _validation_section(run)
+def build_sections(s: RunSummary) -> list[Section]:
+    """The report's sections in order; the law and validation ones only when those stages ran."""
+    out = [_mixture_section(s), _candidates_section(s), _search_section(s)]
+    out += law_sections(s)
+    val = _validation_section(s)
     if val is not None:
         out.append(val)
     return out
-
-
-def _md_inline(text: str) -> str:
-    """Escape HTML, then turn **bold** and `code` into tags (the only markdown the report uses)."""
-    import re
-
-    t = html.escape(text)
-    t = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", t)
-    return re.sub(r"`(.+?)`", r"<code>\1</code>", t)
-
-
-CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:24px auto;padding:0 16px;color:#222}
-h1{font-size:22px}h2{font-size:17px;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:28px}
-table{border-collapse:collapse;font-size:13px;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
-th{background:#f5f5f5}figure{margin:10px 0}figcaption{font-size:12px;color:#555}img{max-width:100%}
-code{background:#f3f3f3;padding:0 3px}.meta{color:#666;font-size:12px}"""
-
-
-def render_html(title: str, sections: list[Section], meta: str) -> str:
-    parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-        f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1><p class='meta'>{html.escape(meta)}</p>",
-    ]
-    for s in sections:
-        parts.append(f"<h2>{html.escape(s.title)}</h2>")
-        for kind, b in s.blocks:
-            if kind == "text":
-                parts.append(f"<p>{_md_inline(b)}</p>")
-            elif kind == "list":
-                parts.append("<ul>" + "".join(f"<li>{_md_inline(x)}</li>" for x in b) + "</ul>")
-            elif kind == "table":
-                head, rows = b
-                parts.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>")
-                parts += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows]
-                parts.append("</table>")
-            else:
-                _, png, cap = b
-                b64 = base64.b64encode(png).decode()
-                parts.append(
-                    f"<figure><img alt='{html.escape(cap)}' src='data:image/png;base64,{b64}'>"
-                    f"<figcaption>{html.escape(cap)}</figcaption></figure>"
-                )
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
-
-
-def render_markdown(title: str, sections: list[Section], meta: str) -> str:
-    lines = [f"# {title}", "", f"_{meta}_", ""]
-    for s in sections:
-        lines += [f"## {s.title}", ""]
-        for kind, b in s.blocks:
-            if kind == "text":
-                lines += [b, ""]
-            elif kind == "list":
-                lines += [*(f"- {x}" for x in b), ""]
-            elif kind == "table":
-                head, rows = b
-                lines.append("| " + " | ".join(head) + " |")
-                lines.append("|" + "---|" * len(head))
-                lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
-                lines.append("")
-            else:
-                stem, _, cap = b
-                lines += [f"![{cap}](plots/{stem}.png)", ""]
-    return "\n".join(lines)
 
 
 def report(cfg: ExperimentConfig, run: RunDir) -> Path:
@@ -307,12 +205,13 @@ def report(cfg: ExperimentConfig, run: RunDir) -> Path:
     Raises:
         StageError: the search has not run or is unfinished.
     """
-    sections = build_sections(cfg, run)
+    summary = summarize(cfg, run)
+    sections = build_sections(summary)
     prov = provenance()
-    meta = f"demix {prov['demix_version']} · commit {prov['git_commit'] or 'unknown'} · {time.strftime('%Y-%m-%d %H:%M')} · run {run.root}"
-    title = f"demix report: {cfg.name}"
-    for s in sections:
-        for stem, png, _ in s.figures:
+    meta = f"demix {prov['demix_version']} · commit {prov['git_commit'] or 'unknown'} · {time.strftime('%Y-%m-%d %H:%M')} · run {summary.root}"
+    title = f"demix report: {summary.name}"
+    for sec in sections:
+        for stem, png, _ in sec.figures:
             with atomic_path(run.report / "plots" / f"{stem}.png") as tmp:
                 tmp.write_bytes(png)
     write_text_atomic(run.report / "report.md", render_markdown(title, sections, meta))

@@ -4,20 +4,23 @@ Public API::
 
     run_search(cfg, run, *, workers=None, storage=None, n_trials=None) -> optuna.Study
     recommend_topk(W, y, prior, cfg.search.demix, constraints, seed) -> (w, info)
+    surrogate_inputs(cfg, run) -> SurrogateInputs   # what a later refit of the surrogate needs
     Simplex, make_sampler(name, ctx), SAMPLERS
 
-Modules: ``simplex`` (raw draws <-> weights),
-``samplers`` (registry incl. DeMix's surrogate sampler), ``surrogate`` (LightGBM pool, top-k),
-``storage`` (sqlite / journal / URL, tickets, crash recovery), ``scoring`` (Score, objective),
+Modules: ``simplex`` (raw draws <-> weights), ``samplers/`` (the registry: Optuna's samplers in
+``stock``, :class:`~demix.search.samplers.demix.DemixSampler` in ``demix``), ``surrogate`` (LightGBM
+pool, top-k), ``storage`` (sqlite / journal / URL, tickets, crash recovery), ``scoring`` (Score of a
+proxy, the Scorer protocol; the objective itself is :mod:`demix.evaluate.scores`'),
 ``proxy`` (the real merge + lm-eval scorer), ``driver`` (run_search), ``trials`` (trials.csv),
 ``topk`` (search/recommendation.json). Optuna, LightGBM and torch are imported where used.
 """
 
 from __future__ import annotations
 
+from demix.search.context import SurrogateInputs, surrogate_inputs
 from demix.search.driver import run_search
 from demix.search.samplers import SAMPLERS, SamplerContext, make_sampler
-from demix.search.scoring import Score, Scorer, TaskMetric, group_objectives, objective
+from demix.search.scoring import Score, Scorer
 from demix.search.simplex import Simplex
 from demix.search.surrogate import candidate_pool, pool_prior, recommend_topk
 
@@ -27,12 +30,11 @@ __all__ = [
     "Score",
     "Scorer",
     "Simplex",
-    "TaskMetric",
+    "SurrogateInputs",
     "candidate_pool",
-    "group_objectives",
     "make_sampler",
-    "objective",
     "pool_prior",
     "recommend_topk",
     "run_search",
+    "surrogate_inputs",
 ]

@@ -11,11 +11,12 @@ import numpy as np
 
 from demix.config import ExperimentConfig
 from demix.errors import DataError
+from demix.evaluate.scores import group_objectives, objective
 from demix.mixture import weights_to_ratios
 from demix.mixture.constraints import Constraints, constraints_for
 from demix.run import RunDir
 from demix.search.samplers import SamplerContext, make_sampler
-from demix.search.scoring import Score, group_objectives, objective
+from demix.search.scoring import Score
 from demix.search.simplex import U_HIGH, Simplex
 from demix.search.storage import StorageSpec, resolve_storage
 from demix.search.surrogate import pool_prior
@@ -48,6 +49,32 @@ def domains_and_counts(cfg: ExperimentConfig, run: RunDir) -> tuple[list[str], n
             "search.token_counts when bringing your own components"
         )
     return names, counts
+
+
+@dataclass(frozen=True)
+class SurrogateInputs:
+    """What DeMix's surrogate reads besides the trials: domains, token counts, constraints, pool prior."""
+
+    domains: list[str]
+    token_counts: np.ndarray
+    constraints: Constraints
+    pool_prior: np.ndarray
+
+
+def surrogate_inputs(cfg: ExperimentConfig, run: RunDir) -> SurrogateInputs:
+    """The surrogate's inputs built the way the search builds them, for stages that refit it later
+    (the recommendation) without re-deriving the search's context.
+
+    Raises:
+        DemixError: missing token counts, infeasible constraints.
+    """
+    domains, counts = domains_and_counts(cfg, run)
+    return SurrogateInputs(
+        domains,
+        counts,
+        constraints_for(cfg, domains, counts),
+        pool_prior(counts, cfg.search.demix.prior_power),
+    )
 
 
 @dataclass

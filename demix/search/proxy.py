@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from demix.config import ExperimentConfig
+from demix.evaluate.spec import EvalRole
 from demix.run import RunDir
-from demix.search.scoring import Role, Score, TaskMetric
+from demix.search.scoring import Score
 
 
 def _tokenizer(cfg: ExperimentConfig, run: RunDir) -> Any:
@@ -30,23 +31,6 @@ def _tokenizer(cfg: ExperimentConfig, run: RunDir) -> Any:
     return AutoTokenizer.from_pretrained(str(next(iter(cfg.merge.components.values()))))
 
 
-def _direction(d: Any) -> str:
-    text = str(getattr(d, "value", d)).lower()
-    return "lower" if text.startswith(("min", "lower", "low")) else "higher"
-
-
-def _metric(m: Any) -> TaskMetric:
-    """demix.evaluate's Metric -> the search's TaskMetric."""
-    stderr = getattr(m, "stderr", None)
-    return TaskMetric(
-        value=float(m.value),
-        direction=_direction(getattr(m, "direction", "higher")),  # type: ignore[arg-type]
-        group=str(getattr(m, "group", None) or "general"),
-        stderr=float(stderr) if isinstance(stderr, int | float) else None,
-        weight=float(1.0 if getattr(m, "weight", None) is None else m.weight),
-    )
-
-
 class ProxyScorer:
     """w -> merged live model -> lm-eval scores (see :class:`demix.search.scoring.Scorer`)."""
 
@@ -59,10 +43,10 @@ class ProxyScorer:
         self.suite = build_tasks(cfg, run)
         self.evaluator = Evaluator(cfg, run, self.engine.model, _tokenizer(cfg, run), self.suite)
 
-    def groups(self, role: Role = "search") -> list[str]:
+    def groups(self, role: EvalRole = "search") -> list[str]:
         return list(self.suite.groups(role))
 
-    def score(self, w: np.ndarray, role: Role = "search") -> Score:
+    def score(self, w: np.ndarray, role: EvalRole = "search") -> Score:
         t0 = time.perf_counter()
         m = self.cfg.merge
         self.engine.merge(
@@ -71,7 +55,7 @@ class ProxyScorer:
         _sync(self.engine.model)
         return self._evaluate(role, merge_s=time.perf_counter() - t0)
 
-    def score_checkpoint(self, path: Path, role: Role = "report") -> Score:
+    def score_checkpoint(self, path: Path, role: EvalRole = "report") -> Score:
         """Load a checkpoint of the same architecture (the run's base model) into the live model and
         score it, so a report can show what the components added to where they started.
 
@@ -87,11 +71,11 @@ class ProxyScorer:
         _sync(self.engine.model)
         return self._evaluate(role, merge_s=0.0)
 
-    def _evaluate(self, role: Role, merge_s: float) -> Score:
+    def _evaluate(self, role: EvalRole, merge_s: float) -> Score:
         t0 = time.perf_counter()
         res = self.evaluator.evaluate(role)
         eval_s = time.perf_counter() - t0
-        metrics = {str(k): _metric(m) for k, m in res.metrics.items()}
+        metrics = {str(k): m for k, m in res.metrics.items()}  # evaluate's Metric, as it is
         bpb = {str(k): float(v) for k, v in (getattr(res, "bpb", None) or {}).items()}
         return Score(metrics, bpb, merge_s, eval_s)
 

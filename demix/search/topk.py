@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from demix.evaluate.scores import group_objectives, objective
 from demix.mixture import as_dict
-from demix.search.scoring import Score, Scorer, group_objectives, objective
+from demix.search.scoring import Score, Scorer
 from demix.search.surrogate import recommend_topk
 from demix.util.hashing import hash_json
 from demix.util.io import read_json, write_json_atomic

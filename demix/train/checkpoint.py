@@ -13,12 +13,13 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from demix.errors import ConfigError, DataError
+from demix.util.checkpoint import save_hf_checkpoint
+from demix.util.torchenv import quiet_transformers
 
 if TYPE_CHECKING:
     import torch
@@ -53,20 +54,6 @@ def spec_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """``key: old -> new`` for every leaf of two specs that differs."""
     a, b = _flatten(old), _flatten(new)
     return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-
-
-@contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Hide transformers' per-file progress bars ("Loading weights", "Writing model shards")."""
-    from transformers.utils import logging as hf_logging
-
-    was = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was:
-            hf_logging.enable_progress_bar()
 
 
 def checkpoint_dir(out: Path) -> Path | None:
@@ -175,20 +162,15 @@ def remove_resumable(out: Path) -> None:
 def save_final(out: Path, model: PreTrainedModel, tokenizer_dir: Path, dtype: torch.dtype) -> None:
     """Write the Hugging Face checkpoint (config.json, model.safetensors, tokenizer files) into ``out``.
 
-    Files are first written to a temp dir and then renamed into ``out`` one by one.
+    ``out`` keeps its logs and resumable checkpoint: the files are renamed into it one by one
+    (:func:`demix.util.checkpoint.save_hf_checkpoint` with ``replace=False``).
     """
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".final.", suffix=".tmp", dir=out))
-    try:
-        model = model.to(dtype)  # type: ignore[arg-type]  # nn.Module.to(dtype)
-        model.config.use_cache = True
+    model = model.to(dtype)  # type: ignore[arg-type]  # nn.Module.to(dtype)
+    model.config.use_cache = True
+
+    def write(tmp: Path) -> None:
         with quiet_transformers():
             model.save_pretrained(tmp, safe_serialization=True)
-        if tokenizer_dir.is_dir():
-            for f in tokenizer_dir.iterdir():
-                if f.is_file():
-                    shutil.copy2(f, tmp / f.name)
-        for f in tmp.iterdir():
-            os.replace(f, out / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    tok = [f for f in tokenizer_dir.iterdir() if f.is_file()] if tokenizer_dir.is_dir() else []
+    save_hf_checkpoint(out, write, files=tok, replace=False)

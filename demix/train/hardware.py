@@ -1,4 +1,4 @@
-"""Device, precision and the device's measured matmul rate (the denominator of MFU).
+"""Training precision and the device's measured matmul rate (the denominator of MFU).
 
 MFU is reported against what this device actually reaches on a large matmul in the training dtype,
 not a datasheet number: the figure is honest on CPUs, MIG slices and throttled GPUs alike. The rate is
@@ -17,34 +17,19 @@ from typing import TYPE_CHECKING
 
 from demix.config import TrainConfig
 from demix.errors import ConfigError
+from demix.util.io import write_json_atomic
+from demix.util.torchenv import resolve_dtype
 
 if TYPE_CHECKING:
     import torch
-
-
-def resolve_device(train: TrainConfig, local_rank: int = 0) -> torch.device:
-    """``train.device`` as a torch device; under DDP each process takes GPU ``local_rank``."""
-    import torch
-
-    want = train.device
-    if want == "auto":
-        want = "cuda" if torch.cuda.is_available() else "cpu"
-    if want == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("train.device=cuda but no CUDA device is visible")
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    return torch.device("cpu")
 
 
 def autocast_dtype(train: TrainConfig, device: torch.device) -> torch.dtype | None:
     """The autocast dtype: bf16 on GPU unless ``train.dtype=float32``; none (fp32) on CPU by default."""
     import torch
 
-    if train.dtype == "float32":
-        return None
-    if train.dtype == "bfloat16" or device.type == "cuda":
-        return torch.bfloat16
-    return None
+    dtype = resolve_dtype(train.dtype, device, key="train.dtype")
+    return None if dtype == torch.float32 else dtype
 
 
 @contextlib.contextmanager
@@ -133,7 +118,5 @@ def matmul_rate(device: torch.device, dtype: torch.dtype | None) -> float:
     cache = cache if isinstance(cache, dict) else {}
     cache[key] = rate
     with contextlib.suppress(OSError):
-        from demix.util.io import write_json_atomic
-
         write_json_atomic(path, cache)
     return rate

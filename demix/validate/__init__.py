@@ -4,7 +4,7 @@ Public API::
 
     validate(cfg, run, mixtures=None) -> dict     # validation/validation.json
     fidelity(proxy, reference, ...) -> Fidelity    # DeMix's metrics (pure)
-    top_spearman(...), recovery(...), task_table(rows)
+    top_spearman(...), recovery(...), task_table(json rows), metric_table(Metric rows)
 
 Modules: ``metrics`` (pure fidelity metrics and bootstrap), ``stage`` (sampling, reference training,
 scoring, resumable), ``lawcompare`` (the law fitted on references vs on proxies).
@@ -16,6 +16,7 @@ from demix.validate.metrics import (
     Fidelity,
     TaskTable,
     fidelity,
+    metric_table,
     recovery,
     task_table,
     top_k,
@@ -27,6 +28,7 @@ __all__ = [
     "Fidelity",
     "TaskTable",
     "fidelity",
+    "metric_table",
     "recovery",
     "sample_weights",
     "task_table",

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from demix.evaluate.result import Metric
+from demix.evaluate.spec import Direction
 from demix.util.stats import bootstrap, spearman
 
 
@@ -43,14 +45,14 @@ class TaskTable:
     """Scores of n models on T tasks.
 
     Attributes:
-        tasks: task names. values: (n, T). directions: ``max``/``min`` per task. groups: per task.
+        tasks: task names. values: (n, T). directions: ``higher``/``lower`` per task. groups: per task.
         weights: per task; a task of weight 0 (report-only accuracy) is not counted in its group's
             score or recovery, as the objective does not count it; it still gets its own Spearman.
     """
 
     tasks: list[str]
     values: np.ndarray
-    directions: list[str]
+    directions: list[Direction]
     groups: list[str]
     weights: list[float] | None = None
 
@@ -69,7 +71,7 @@ class TaskTable:
 
     def signed(self) -> np.ndarray:
         """(n, T) values with lower-is-better tasks negated (higher is better everywhere)."""
-        sign = np.array([1.0 if d == "max" else -1.0 for d in self.directions])
+        sign = np.array([1.0 if d == "higher" else -1.0 for d in self.directions])
         return self.values * sign
 
     def group_scores(self, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -83,15 +85,16 @@ class TaskTable:
         return out
 
 
-def task_table(
-    rows: Sequence[Mapping[str, Mapping[str, Any]]],
+def metric_table(
+    rows: Sequence[Mapping[str, Metric]],
     tasks: Sequence[str] | None = None,
     weights: Mapping[str, float] | None = None,
 ) -> TaskTable:
-    """A :class:`TaskTable` from per-model ``{task: {"value", "direction", "group"}}`` mappings.
+    """A :class:`TaskTable` of per-model ``{task: Metric}`` mappings.
 
-    Only tasks every model has are kept (in sorted order, or ``tasks``' order). ``weights``: task ->
-    weight in its group (default 1; 0: not counted in the group, see :class:`TaskTable`).
+    Only tasks every model has are kept (in sorted order, or ``tasks``' order); directions and groups
+    are the first model's. ``weights``: task -> weight in its group (default 1; 0: not counted in the
+    group, see :class:`TaskTable`).
     """
     names = (
         list(tasks)
@@ -101,20 +104,30 @@ def task_table(
     first = rows[0] if rows else {}
     return TaskTable(
         tasks=names,
-        values=np.array([[float(r[t]["value"]) for t in names] for r in rows], dtype=np.float64).reshape(
+        values=np.array([[float(r[t].value) for t in names] for r in rows], dtype=np.float64).reshape(
             len(rows), len(names)
         ),
-        directions=[str(first[t].get("direction", "max")) for t in names],
-        groups=[str(first[t].get("group", "general") or "general") for t in names],
+        directions=[first[t].direction for t in names],
+        groups=[first[t].group for t in names],
         weights=[float((weights or {}).get(t, 1.0)) for t in names],
     )
+
+
+def task_table(
+    rows: Sequence[Mapping[str, Mapping[str, Any]]],
+    tasks: Sequence[str] | None = None,
+    weights: Mapping[str, float] | None = None,
+) -> TaskTable:
+    """A :class:`TaskTable` from per-model ``{task: {"value", "direction", "group"}}`` mappings (the
+    form ``validation.json`` records; see :meth:`Metric.from_json`), as :func:`metric_table`."""
+    return metric_table([{t: Metric.from_json(m) for t, m in r.items()} for r in rows], tasks, weights)
 
 
 def recovery(proxy: TaskTable, reference: TaskTable) -> dict[str, np.ndarray]:
     """Group -> (n,) capability recovery per mixture: mean over the group's tasks of the ratio."""
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(
-            np.array([d == "max" for d in proxy.directions]),
+            np.array([d == "higher" for d in proxy.directions]),
             proxy.values / reference.values,
             reference.values / proxy.values,
         )

@@ -11,12 +11,14 @@ and scored.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from demix.config import ExperimentConfig
 from demix.errors import DemixError
+from demix.evaluate.result import Metric
 from demix.mixture import as_dict, weights_to_ratios
 from demix.run import RunDir
 from demix.util.hashing import hash_json
@@ -24,6 +26,8 @@ from demix.util.io import read_json, write_json_atomic
 from demix.util.provenance import provenance
 from demix.validate import lawcompare
 from demix.validate.metrics import fidelity, task_table
+
+VALIDATION_FIELDS = ("value", "direction", "group")  # the part of a Metric validation files record
 
 
 def sample_weights(k: int, n: int, seed: int, concentration: float) -> np.ndarray:
@@ -37,17 +41,9 @@ def _log(progress: bool, msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
-def _metrics_json(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Task -> {value, direction (max/min), group} from search TaskMetrics or evaluate Metrics."""
-    out = {}
-    for name, m in metrics.items():
-        d = str(getattr(m, "direction", "max"))
-        out[str(name)] = {
-            "value": float(m.value),
-            "direction": "min" if d in ("min", "lower") else "max",
-            "group": str(getattr(m, "group", "general") or "general"),
-        }
-    return out
+def _metrics_json(metrics: Mapping[str, Metric]) -> dict[str, dict[str, Any]]:
+    """Task -> {value, direction (higher/lower), group} of a proxy's or a reference's metrics."""
+    return {str(name): m.to_json(VALIDATION_FIELDS) for name, m in metrics.items()}
 
 
 class _Scorers:
@@ -91,7 +87,6 @@ def validate(
         DemixError: fewer than 3 mixtures.
     """
     from demix.data.manifest import Manifest
-    from demix.train import train_reference
 
     v = cfg.validate_
     n = int(mixtures if mixtures is not None else v.mixtures)
@@ -100,8 +95,27 @@ def validate(
     domains = Manifest.load(run).names
     tokens = int(v.reference_tokens if v.reference_tokens is not None else cfg.train.reference_budget)
     W = sample_weights(len(domains), n, v.seed, v.concentration)
-    scorers = _Scorers(cfg, run)
     eval_key = hash_json(cfg.evaluate.model_dump(mode="json"))
+    rows = _score_mixtures(cfg, run, domains, W, tokens, eval_key, progress)
+    doc = _document(cfg, run, domains, W, tokens, eval_key, rows)
+    write_json_atomic(run.validation / "validation.json", doc)
+    return doc
+
+
+def _score_mixtures(
+    cfg: ExperimentConfig,
+    run: RunDir,
+    domains: list[str],
+    W: np.ndarray,
+    tokens: int,
+    eval_key: str,
+    progress: bool,
+) -> list[dict[str, Any]]:
+    """One row per mixture: its reference trained and scored beside its proxy, or read from the cache
+    when it was scored with the same evaluation settings."""
+    from demix.train import train_reference
+
+    scorers = _Scorers(cfg, run)
     # a reference's id names its mixture and training settings: other settings, other references
     train_key = hash_json([cfg.train.model_dump(mode="json"), cfg.model.model_dump(mode="json")])
     rows: list[dict[str, Any]] = []
@@ -114,7 +128,7 @@ def validate(
             if row.get("eval_key") == eval_key:
                 rows.append(row)
                 continue
-        _log(progress, f"validate: reference {i + 1}/{n} ({ref_id}) on {tokens:,} tokens")
+        _log(progress, f"validate: reference {i + 1}/{len(W)} ({ref_id}) on {tokens:,} tokens")
         path = train_reference(cfg, run, r, ref_id, tokens=tokens, progress=progress)
         row = {
             "id": ref_id,
@@ -127,18 +141,31 @@ def validate(
         }
         write_json_atomic(cache, row)
         rows.append(row)
+    return rows
+
+
+def _document(
+    cfg: ExperimentConfig,
+    run: RunDir,
+    domains: list[str],
+    W: np.ndarray,
+    tokens: int,
+    eval_key: str,
+    rows: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """``validation.json``: the mixtures, DeMix's fidelity metrics and the law comparison."""
     from demix.evaluate import build_tasks
 
+    v = cfg.validate_
     # Groups count the tasks the objective counts; report-only accuracy (weight 0) is ranked alone.
     weights = {spec.name: spec.weight for spec in build_tasks(cfg, run)}
     proxy = task_table([row["proxy"]["metrics"] for row in rows], weights=weights)
     reference = task_table([row["reference"]["metrics"] for row in rows], proxy.tasks, weights)
     fid = fidelity(proxy, reference, replicates=v.bootstrap, seed=v.seed, top_fraction=v.top_fraction)
     R = np.array([[row["r"][d] for d in domains] for row in rows])
-    laws = lawcompare.compare(cfg, domains, R, rows)
-    doc = {
+    return {
         "domains": domains,
-        "n": n,
+        "n": len(W),
         "reference_tokens": tokens,
         "mixtures": [
             {k: row[k] for k in ("id", "w", "r", "reference_dir")}
@@ -148,14 +175,12 @@ def validate(
         ],
         "tasks": proxy.tasks,
         "fidelity": fid.to_json(),
-        "law": laws,
+        "law": lawcompare.compare(cfg, domains, R, rows),
         "provenance": provenance(
             {
-                "config": hash_json(cfg.validate_.model_dump(mode="json")),
+                "config": hash_json(v.model_dump(mode="json")),
                 "evaluate": eval_key,
                 "mixtures": hash_json(W.tolist()),
             }
         ),
     }
-    write_json_atomic(run.validation / "validation.json", doc)
-    return doc

@@ -1,84 +1,28 @@
 """Built-in offline domains: real text every machine with Python has, no network, no downloads.
 
-Each domain is a builder ``(max_bytes, seed) -> documents`` registered by name; the output depends
-only on the Python version, ``max_bytes`` and ``seed``. Domains are kept apart on purpose: docstrings
-and comments are stripped from ``code`` because they feed ``prose`` and ``comments``.
+Each domain is a builder ``(max_bytes, seed) -> documents`` registered by name in
+:mod:`~demix.corpora.builtin.registry`; the output depends only on the Python version,
+``max_bytes`` and ``seed``. Domains are kept apart on purpose: docstrings and comments are stripped
+from ``code`` because they feed ``prose`` and ``comments``.
 
 Example::
 
     from demix.corpora.builtin import build_builtin, builtin_names
-    builtin_names()  # ['prose', 'code', 'comments', 'math', 'tables']
+    builtin_names()  # ['code', 'comments', 'math', 'prose', 'tables']
     docs = build_builtin("math", max_bytes=100_000, seed=0)
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass
-
-from demix.errors import DataError
-
-Builder = Callable[[int, int], list[str]]
-
-
-@dataclass(frozen=True)
-class BuiltinDomain:
-    """A registered built-in domain. Bump ``version`` when the builder's output changes."""
-
-    name: str
-    group: str  # the capability group it serves: general, code or math
-    description: str
-    build: Builder
-    version: int = 1
-
-    def fingerprint(self) -> dict[str, object]:
-        """What determines this domain's text, besides size and seed."""
-        return {"builtin": self.name, "version": self.version, "python": list(sys.version_info[:3])}
-
-
-_REGISTRY: dict[str, BuiltinDomain] = {}
-
-
-def register(name: str, *, group: str, description: str, version: int = 1) -> Callable[[Builder], Builder]:
-    """Decorator adding a builder to the registry under ``name``."""
-
-    def deco(fn: Builder) -> Builder:
-        _REGISTRY[name] = BuiltinDomain(name, group, description, fn, version)
-        return fn
-
-    return deco
-
-
-def builtin_names() -> list[str]:
-    return list(_REGISTRY)
-
-
-def builtin_domain(name: str) -> BuiltinDomain:
-    """The registered domain ``name``.
-
-    Raises:
-        DataError: no such built-in domain (the message lists the known ones).
-    """
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise DataError(
-            f"no built-in domain {name!r} (built-in domains: {', '.join(builtin_names())})"
-        ) from None
-
-
-def build_builtin(name: str, max_bytes: int, seed: int = 0) -> list[str]:
-    """Build about ``max_bytes`` of documents of the built-in domain ``name`` (fewer if it has less)."""
-    dom = builtin_domain(name)
-    docs = dom.build(max_bytes, seed)
-    if not docs:
-        raise DataError(f"built-in domain {name!r} produced no documents (max_bytes={max_bytes})")
-    return docs
-
-
-# Registration happens on import; keep these after the registry.
-from demix.corpora.builtin import code, comments, math, prose, tables  # noqa: E402
+# Importing the domain modules registers them (in this order, which builtin_names() keeps).
+from demix.corpora.builtin import code, comments, math, prose, tables
+from demix.corpora.builtin.registry import (
+    BuiltinDomain,
+    build_builtin,
+    builtin_domain,
+    builtin_names,
+    register,
+)
 
 __all__ = [
     "BuiltinDomain",

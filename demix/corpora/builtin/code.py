@@ -10,8 +10,8 @@ import ast
 import random
 import re
 
-from demix.corpora.builtin import register
 from demix.corpora.builtin._stdlib import chunk_blocks, comment_spans, iter_defs, stdlib_sources
+from demix.corpora.builtin.registry import register
 
 DOC_BYTES = 4000
 _TOP_LEVEL = re.compile(r"^[^\s#)\]}]")

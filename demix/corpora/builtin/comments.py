@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from functools import cache
 
-from demix.corpora.builtin import register
 from demix.corpora.builtin._stdlib import chunk_blocks, comment_spans, stdlib_sources, take_bytes
+from demix.corpora.builtin.registry import register
 
 DOC_BYTES = 3000
 MIN_WORDS = 8

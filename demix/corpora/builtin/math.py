@@ -14,7 +14,7 @@ from collections.abc import Callable
 from fractions import Fraction
 from math import gcd
 
-from demix.corpora.builtin import register
+from demix.corpora.builtin.registry import register
 
 Problem = tuple[str, list[str], str]  # question, worked steps, final answer
 

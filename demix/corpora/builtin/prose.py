@@ -9,8 +9,8 @@ from __future__ import annotations
 import ast
 from functools import cache
 
-from demix.corpora.builtin import register
 from demix.corpora.builtin._stdlib import chunk_blocks, iter_defs, stdlib_sources, take_bytes
+from demix.corpora.builtin.registry import register
 
 DOC_BYTES = 3000  # documents are cut at paragraph boundaries to about this size
 MIN_WORDS = 6  # shorter docstrings ("Return self.") carry little prose

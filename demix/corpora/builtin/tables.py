@@ -13,8 +13,8 @@ import sys
 import unicodedata
 from functools import cache
 
-from demix.corpora.builtin import register
 from demix.corpora.builtin._stdlib import take_bytes
+from demix.corpora.builtin.registry import register
 
 BLOCK = 64  # code points per Unicode table document
 CODEC_ROWS = 128  # bytes per codec table document (two per codec)

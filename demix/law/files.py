@@ -1,16 +1,17 @@
-"""The law's inputs and outputs: measurement CSVs, a run's trials and references, fit JSON.
+"""The law's user files: measurement CSVs, the Data Mixing Laws tidy format, fit JSON, predictions.
 
 A measurement table has one row per run (or checkpoint): ``mix:<train domain>`` data ratios that
 sum to 1, ``loss:<validation domain>`` losses (an empty cell: not measured), and optionally
-``step`` and ``model_size`` (a number or 70M / 1.4B). ``search/trials.csv`` is such a table;
-rows whose ``state`` is not COMPLETE are skipped. Problems are reported with the row and column.
+``step`` and ``model_size`` (a number or 70M / 1.4B, see :mod:`demix.util.units`).
+``search/trials.csv`` is such a table; rows whose ``state`` is not COMPLETE are skipped. Problems
+are reported with the row and column. A run directory's own files are read by :mod:`.stage`.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,57 +19,14 @@ import numpy as np
 
 from demix.errors import DataError, StageError
 from demix.law.mixing import MixingLaw
+from demix.law.table import LawTable
 from demix.util.io import read_json, write_json_atomic, write_text_atomic
+from demix.util.units import parse_quantity
 
 if TYPE_CHECKING:
-    from demix.config import ExperimentConfig
     from demix.run import RunDir
 
 SUM_TOL = 1e-3  # tolerance on Σ mix:<d> = 1 (tables are often written with a few digits)
-_SIZE = re.compile(r"^\s*([0-9.eE+-]+)\s*([kKmMbBtT]?)\s*$")
-_SCALE = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
-
-
-@dataclass
-class LawTable:
-    """Measurements for the law.
-
-    Attributes:
-        domains: K training domains (``mix:`` columns, file order).
-        targets: V validation domains (``loss:`` columns).
-        R: (n, K) data ratios, rows renormalised to sum exactly 1.
-        L: (n, V) losses, NaN where not measured.
-        step, size: (n,) or ``None`` when the column is absent.
-        rows: (n,) the CSV data-row number of each row (1 = first row after the header).
-        source: where it was read from.
-    """
-
-    domains: list[str]
-    targets: list[str]
-    R: np.ndarray
-    L: np.ndarray
-    step: np.ndarray | None
-    size: np.ndarray | None
-    rows: np.ndarray
-    source: str
-
-    def subset(self, idx: np.ndarray) -> LawTable:
-
-        def pick(a: np.ndarray | None) -> np.ndarray | None:
-            return None if a is None else a[idx]
-
-        return LawTable(
-            self.domains, self.targets, self.R[idx], self.L[idx], pick(self.step), pick(self.size),
-            self.rows[idx], self.source,
-        )  # fmt: skip
-
-
-def parse_size(text: str) -> float:
-    """'70M' -> 7e7, '1.4B' -> 1.4e9, '125000000' -> 1.25e8."""
-    m = _SIZE.match(text)
-    if not m:
-        raise ValueError(text)
-    return float(m.group(1)) * _SCALE[m.group(2).lower()]
 
 
 def _num(text: str, path: Path, row: int, col: str, *, allow_empty: bool) -> float:
@@ -76,7 +34,7 @@ def _num(text: str, path: Path, row: int, col: str, *, allow_empty: bool) -> flo
     if t == "" and allow_empty:
         return float("nan")
     try:
-        v = parse_size(t) if col == "model_size" else float(t)
+        v = parse_quantity(t) if col == "model_size" else float(t)
     except ValueError:
         raise DataError(f"row {row}, column {col!r}: {text!r} is not a number", path=path) from None
     if not np.isfinite(v):
@@ -176,38 +134,6 @@ def tidy_to_wide(path: str | Path, out: str | Path | None = None) -> list[dict[s
     return rows
 
 
-def resolve_input(path: str | Path) -> tuple[Path, Path | None]:
-    """(CSV to read, run directory or None) for ``demix law fit CSV_OR_RUN``."""
-    p = Path(path)
-    if p.is_dir():
-        csv_path = p / "search" / "trials.csv"
-        if not csv_path.is_file():
-            raise StageError(f"{csv_path} missing: run `demix search {p}` first", path=None)
-        return csv_path, p
-    return p, None
-
-
-def read_references(run: RunDir) -> LawTable:
-    """The trained references of ``demix validate`` (``validation/validation.json``) as a table."""
-    path = run.validation / "validation.json"
-    if not path.is_file():
-        raise StageError(f"{path} missing: run `demix validate {run.root}` first")
-    doc = read_json(path)
-    domains = list(doc["domains"])
-    mixes = doc.get("mixtures") or []
-    targets = sorted(
-        {k for m in mixes for k in (m.get("reference_bpb") or {})}, key=lambda d: (d not in domains, d)
-    )
-    R = np.array([[float(m["r"][d]) for d in domains] for m in mixes], dtype=np.float64).reshape(
-        -1, len(domains)
-    )
-    L = np.array(
-        [[float((m.get("reference_bpb") or {}).get(t, np.nan)) for t in targets] for m in mixes],
-        dtype=np.float64,
-    ).reshape(-1, len(targets))
-    return LawTable(domains, targets, R, L, None, None, np.arange(1, len(R) + 1), str(path))
-
-
 def save_fit(law: MixingLaw, path: Path, extra: dict[str, Any]) -> None:
     """Write a fit as JSON (the law plus ``extra``: provenance, inputs)."""
     write_json_atomic(path, law.to_json() | extra)
@@ -228,26 +154,57 @@ def load_fit(run_or_path: RunDir | str | Path) -> MixingLaw:
         raise DataError(str(e), path=p) from None
 
 
-def aggregate_weights(cfg: ExperimentConfig, run: RunDir | None, targets: list[str]) -> np.ndarray:
-    """Weights of the per-domain losses in the overall loss.
+def read_loss_weights(path: Path | None, targets: list[str]) -> np.ndarray | None:
+    """(V,) weights of the overall loss from a JSON ``{validation domain: weight}`` (absent: 0).
 
-    ``law.aggregate_weights`` when given (domains not listed get 0); otherwise the held-out token
-    counts from the run's manifest (the validation mix as prepared); otherwise uniform.
+    Raises:
+        DataError: not a JSON object, or a key that is not one of ``targets``.
     """
-    given = cfg.law.aggregate_weights
-    if given:
-        s = np.array([float(given.get(t, 0.0)) for t in targets])
-        if s.sum() > 0:
-            return s / s.sum()
-    if run is not None and run.manifest.is_file():
-        try:
-            from demix.data.manifest import Manifest
+    if path is None:
+        return None
+    doc = read_json(path)
+    if not isinstance(doc, dict):
+        raise DataError("must be a JSON object {validation domain: weight}", path=path)
+    unknown = sorted(set(doc) - set(targets))
+    if unknown:
+        raise DataError(f"{unknown[0]!r} is not a validation domain of the table ({targets})", path=path)
+    return np.array([float(doc.get(t, 0.0)) for t in targets])
 
-            m = Manifest.load(run)
-            counts = dict(zip(m.names, m.token_counts("val"), strict=True))
-            s = np.array([float(counts.get(t, 0.0)) for t in targets])
-            if s.sum() > 0:
-                return s / s.sum()
-        except Exception:  # an unreadable manifest falls back to uniform weights
-            pass
-    return np.full(len(targets), 1.0 / len(targets))
+
+def write_predictions(law: MixingLaw, mixtures: Path, out: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """Predict the mixtures of a ``mix:<d>`` CSV; write its rows plus ``pred:<target>`` columns.
+
+    ``pred:aggregate`` (the overall loss) is added when the law knows its aggregation weights.
+
+    Returns:
+        (n, V) per-domain predictions and the (n,) overall loss, or ``None`` without weights.
+
+    Raises:
+        DataError: the CSV's ``mix:`` columns are not exactly the law's domains.
+    """
+    table = read_table(mixtures, require_loss=False)
+    missing = [d for d in law.domains if d not in table.domains]
+    if missing:
+        raise DataError(
+            f"missing columns: 'mix:{missing[0]}' (the law's domains: {law.domains})", path=mixtures
+        )
+    extra = [d for d in table.domains if d not in law.domains]
+    if extra:
+        raise DataError(f"column 'mix:{extra[0]}' is not a domain of the law ({law.domains})", path=mixtures)
+    R = table.R[:, [table.domains.index(d) for d in law.domains]]  # (n, K) in the law's order
+    P = law.predict(R)  # (n, V)
+    agg = law.predict_aggregate(R) if law.aggregate is not None else None
+    with mixtures.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    cols = list(rows[0].keys()) if rows else []
+    cols += [f"pred:{t}" for t in law.targets] + (["pred:aggregate"] if agg is not None else [])
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    for j, i in enumerate(table.rows - 1):
+        row = dict(rows[i]) | {f"pred:{t}": f"{P[j, v]:.6g}" for v, t in enumerate(law.targets)}
+        if agg is not None:
+            row["pred:aggregate"] = f"{agg[j]:.6g}"
+        w.writerow(row)
+    write_text_atomic(out, buf.getvalue())
+    return P, agg

@@ -1,0 +1,389 @@
+"""The law's run-directory stages: ``demix law check`` (the cross-check) and ``demix law fit``.
+
+The check fits the law on part of the trials and predicts the rest (MAE, relative error,
+Spearman), over ``law.check_splits`` random splits; fits it on all trials; finds its optimum under
+the search's constraints; and compares that with the search's recommendation
+(``search/recommendation.json``). An L1 distance between the two mixtures beyond
+``law.disagreement_tolerance`` is flagged: two independent models of the same measurements
+disagree about where the best mixture is.
+
+Everything here reads or writes files of a run (trials, references, baselines, the manifest,
+``law/fit.json``, ``law/check.json``); the fitting itself is the pure core (:mod:`.mixing`,
+:mod:`.holdout`, :mod:`.optimize`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from demix.errors import StageError
+from demix.law.aggregate import fit_with_overall, split_overall
+from demix.law.files import read_loss_weights, read_table, save_fit
+from demix.law.holdout import holdout_errors
+from demix.law.mixing import MixingLaw, fit
+from demix.law.optimize import Optimum, optimize
+from demix.law.scaling import at_target
+from demix.law.table import LawTable
+from demix.mixture import as_dict, from_mapping
+from demix.mixture.bounds import RatioBounds, bounds_for
+from demix.util.hashing import hash_file, hash_json
+from demix.util.io import read_json, write_json_atomic
+from demix.util.provenance import provenance
+
+if TYPE_CHECKING:
+    from demix.config import ExperimentConfig
+    from demix.config.law import LawConfig
+    from demix.run import RunDir
+
+
+# ---- reading a run ---------------------------------------------------------------------------
+
+
+def read_references(run: RunDir) -> LawTable:
+    """The trained references of ``demix validate`` (``validation/validation.json``) as a table."""
+    path = run.validation / "validation.json"
+    if not path.is_file():
+        raise StageError(f"{path} missing: run `demix validate {run.root}` first")
+    doc = read_json(path)
+    domains = list(doc["domains"])
+    mixes = doc.get("mixtures") or []
+    targets = sorted(
+        {k for m in mixes for k in (m.get("reference_bpb") or {})}, key=lambda d: (d not in domains, d)
+    )
+    R = np.array([[float(m["r"][d]) for d in domains] for m in mixes], dtype=np.float64).reshape(
+        -1, len(domains)
+    )  # (n, K)
+    L = np.array(
+        [[float((m.get("reference_bpb") or {}).get(t, np.nan)) for t in targets] for m in mixes],
+        dtype=np.float64,
+    ).reshape(-1, len(targets))  # (n, V)
+    return LawTable(domains, targets, R, L, None, None, np.arange(1, len(R) + 1), str(path))
+
+
+def aggregate_weights(cfg: ExperimentConfig, run: RunDir | None, targets: list[str]) -> np.ndarray:
+    """(V,) weights of the per-domain losses in the overall loss.
+
+    ``law.aggregate_weights`` when given (domains not listed get 0); otherwise the held-out token
+    counts from the run's manifest (the validation mix as prepared); otherwise uniform.
+    """
+    given = cfg.law.aggregate_weights
+    if given:
+        s = np.array([float(given.get(t, 0.0)) for t in targets])
+        if s.sum() > 0:
+            return s / s.sum()
+    if run is not None and run.manifest.is_file():
+        try:
+            from demix.data.manifest import Manifest  # imported here: `import demix.law` stays light
+
+            m = Manifest.load(run)
+            counts = dict(zip(m.names, m.token_counts("val"), strict=True))
+            s = np.array([float(counts.get(t, 0.0)) for t in targets])
+            if s.sum() > 0:
+                return s / s.sum()
+        except Exception:  # an unreadable manifest falls back to uniform weights
+            pass
+    return np.full(len(targets), 1.0 / len(targets))
+
+
+def objective_weights(run: RunDir, targets: list[str]) -> np.ndarray | None:
+    """(V,) loss weights s under which the law's overall loss Σ s_d L_d ranks mixtures as the search does.
+
+    When every task of the search objective is a per-domain bits-per-byte task, the objective is
+    affine in those losses, with the slopes :func:`demix.evaluate.scores.objective_coefficients`
+    gives for the frozen baselines of ``search/baselines.json``; s is minus those slopes,
+    normalised, so the law's optimum is directly comparable with the search's. ``None`` when the
+    objective has other tasks (then the law's overall loss is a different quantity, and the check
+    says so).
+    """
+    if not run.baselines.is_file():
+        return None
+    baselines = read_json(run.baselines).get("baselines", {})
+    scores = [b["score"]["metrics"] for b in baselines.values() if "score" in b]
+    if not scores:
+        return None
+    # Imported here: evaluate's package loads its harness, which `import demix.law` does not need.
+    from demix.evaluate.result import EvalResult, Metric
+    from demix.evaluate.scores import objective_coefficients
+    from demix.evaluate.spec import bpb_task_name
+
+    by_name = {bpb_task_name(t): i for i, t in enumerate(targets)}
+    tasks = scores[0]
+    if not tasks or any(name not in by_name for name in tasks):
+        return None
+    # The first baseline's metrics name the objective's tasks, groups and weights (as in the search).
+    first = EvalResult(
+        {
+            name: Metric(
+                float(m["value"]),
+                None,
+                m.get("direction", "lower"),
+                m["group"],
+                weight=float(m.get("weight", 1.0)),
+            )
+            for name, m in tasks.items()
+        }
+    )
+    frozen = {str(i): {name: float(m["value"]) for name, m in sc.items()} for i, sc in enumerate(scores)}
+    s = np.zeros(len(targets))
+    for name, slope in objective_coefficients(first, frozen).items():
+        s[by_name[name]] -= slope  # a lower loss raises the objective: slope < 0
+    return s / s.sum() if s.sum() > 0 else None
+
+
+def _recommendation(run: RunDir, domains: list[str]) -> tuple[np.ndarray | None, str]:
+    path = run.search / "recommendation.json"
+    if not path.is_file():
+        return None, ""
+    doc = read_json(path)
+    r = doc.get("r")
+    if not isinstance(r, dict) or set(r) != set(domains):
+        return None, hash_file(path)
+    return from_mapping(r, domains), hash_file(path)
+
+
+def _token_counts(run: RunDir, domains: list[str]) -> np.ndarray | None:
+    if not run.manifest.is_file():
+        return None
+    from demix.data.manifest import Manifest  # imported here: `import demix.law` stays light
+
+    m = Manifest.load(run)
+    counts = dict(zip(m.names, m.token_counts("train"), strict=True))
+    return np.array([counts[d] for d in domains]) if all(d in counts for d in domains) else None
+
+
+# ---- demix law check ---------------------------------------------------------------------------
+
+
+def _check_weights(cfg: ExperimentConfig, run: RunDir, targets: list[str]) -> tuple[np.ndarray, str]:
+    """(V,) aggregation weights of the check, and where they come from (for check.json)."""
+    s_objective = None if cfg.law.aggregate_weights else objective_weights(run, targets)
+    if s_objective is not None:
+        return s_objective, "the search objective (bits per byte weighted as the objective weighs them)"
+    s = aggregate_weights(cfg, run, targets)
+    if cfg.law.aggregate_weights:
+        return s, "law.aggregate_weights"
+    return s, "held-out token counts (the search objective is not a function of these losses alone)"
+
+
+def _optima(
+    cfg: ExperimentConfig, law: MixingLaw, bounds: RatioBounds, domains: list[str]
+) -> tuple[Optimum, Optimum]:
+    """(optimum where the proxies reach, unrestricted optimum).
+
+    Proxies only cover mixtures with at least beta general data, so the law is fitted there and its
+    optimum is compared with the search's inside that region; the optimum outside it is reported
+    too, as an extrapolation.
+    """
+    lc = cfg.law
+    free = optimize(law, bounds, starts=lc.optimize_starts, seed=lc.seed)
+    opt = free
+    if cfg.general in domains and cfg.train.beta > 0:
+        g = domains.index(cfg.general)
+        reach = dataclasses.replace(bounds, lo=bounds.lo.copy())
+        reach.lo[g] = max(reach.lo[g], cfg.train.beta)
+        if reach.lo.sum() <= 1.0 + 1e-9 and reach.lo[g] <= reach.hi[g]:
+            opt = optimize(law, reach, starts=lc.optimize_starts, seed=lc.seed)
+    return opt, free
+
+
+def _compare(
+    lc: LawConfig, law: MixingLaw, opt: Optimum, rec: np.ndarray | None, domains: list[str]
+) -> tuple[dict[str, Any], str]:
+    """The comparison with the search's recommendation r (K,), and the verdict line."""
+    comparison: dict[str, Any] = {"available": rec is not None}
+    if rec is None:
+        return comparison, "no search recommendation to compare with (search/recommendation.json)"
+    l1 = float(np.abs(opt.r - rec).sum())
+    rec_loss = float(law.predict_aggregate(rec)[0])
+    disagree = l1 > lc.disagreement_tolerance
+    comparison |= {
+        "search_r": as_dict(rec, domains),
+        "l1_distance": l1,
+        "tolerance": lc.disagreement_tolerance,
+        "disagree": disagree,
+        "law_loss_at_search": rec_loss,
+        "law_loss_at_optimum": opt.loss,
+    }
+    verdict = (
+        f"DISAGREE: the law optimum is {l1:.3f} (L1) from the search's recommendation, beyond the "
+        f"tolerance {lc.disagreement_tolerance:g}; the law predicts {rec_loss:.4f} there vs {opt.loss:.4f}"
+        if disagree
+        else f"agree: the law optimum is {l1:.3f} (L1) from the search's recommendation "
+        f"(tolerance {lc.disagreement_tolerance:g})"
+    )
+    return comparison, verdict
+
+
+def check(cfg: ExperimentConfig, run: RunDir) -> dict[str, Any]:
+    """Cross-check the search with the law; write ``law/check.json`` (and ``law/fit.json``).
+
+    Returns:
+        The ``check.json`` document: hold-out errors, the law optimum, the comparison with the
+        search's recommendation (``disagree``: True when their L1 distance exceeds the tolerance).
+
+    Raises:
+        StageError: the search has not written ``search/trials.csv``, or too few trials.
+    """
+    if not run.trials_csv.is_file():
+        raise StageError(f"{run.trials_csv} missing: run `demix search {run.root}` first")
+    table = read_table(run.trials_csv)
+    lc = cfg.law
+    s, aggregate_source = _check_weights(cfg, run, table.targets)
+    errors = holdout_errors(table, lc, s, splits=lc.check_splits, holdout=lc.holdout_fraction)
+    ok = np.isfinite(table.L).all(axis=1)
+    law = fit(table.R[ok], table.L[ok], lc, domains=table.domains, targets=table.targets, aggregate=s)
+    inputs = {"trials": hash_file(run.trials_csv), "law": hash_json(lc.model_dump(mode="json"))}
+    save_fit(law, run.law / "fit.json", {"source": str(run.trials_csv), "provenance": provenance(inputs)})
+    bounds = bounds_for(cfg, table.domains, _token_counts(run, table.domains))
+    opt, free = _optima(cfg, law, bounds, table.domains)
+    rec, rec_hash = _recommendation(run, table.domains)
+    comparison, verdict = _compare(lc, law, opt, rec, table.domains)
+    if rec is not None:
+        inputs["recommendation"] = rec_hash
+    m = errors["mean"]
+    summary = (
+        f"law fitted on {errors['fit_on']} trials predicts {errors['held_out']} held-out ones with overall-loss "
+        f"MAE {m['mae']:.4f} ({100 * m['relative_error']:.2f}%), Spearman {m['spearman']:.2f} "
+        f"(mean of {lc.check_splits} splits)"
+    )
+    doc = {
+        "domains": table.domains,
+        "targets": table.targets,
+        "aggregate_weights": as_dict(s, table.targets),
+        "aggregate_source": aggregate_source,
+        "holdout": {k: v for k, v in errors.items() if k != "points"},
+        "points": [p for p in errors["points"] if p["split"] == 0],
+        "law_optimum": {"r": as_dict(opt.r, table.domains), "predicted_loss": opt.loss},
+        "law_optimum_unrestricted": {
+            "r": as_dict(free.r, table.domains),
+            "predicted_loss": free.loss,
+            "note": "may lie outside the mixtures the proxies cover (less general data than train.beta): "
+            "an extrapolation of the law",
+        },
+        "comparison": comparison,
+        "summary": summary,
+        "verdict": verdict,
+        "provenance": provenance(inputs),
+    }
+    write_json_atomic(run.law / "check.json", doc)
+    return doc
+
+
+# ---- demix law fit -----------------------------------------------------------------------------
+
+
+def resolve_input(path: str | Path, *, references: bool = False) -> tuple[Path, Path | None]:
+    """(file to read, run directory or None) for ``demix law fit CSV_OR_RUN``.
+
+    A run directory means its ``search/trials.csv``, or with ``references`` its
+    ``validation/validation.json``; anything else is a measurement CSV.
+    """
+    p = Path(path)
+    if references:
+        from demix.run import RunDir  # imported here: `import demix.law` stays light
+
+        return RunDir(p).validation / "validation.json", p
+    if p.is_dir():
+        csv_path = p / "search" / "trials.csv"
+        if not csv_path.is_file():
+            raise StageError(f"{csv_path} missing: run `demix search {p}` first", path=None)
+        return csv_path, p
+    return p, None
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What ``demix law fit`` fitted and wrote.
+
+    Attributes:
+        law: the fitted law.
+        path: the fit JSON written.
+        mixtures: rows (mixtures) fitted, after the nested extrapolation to the target step/size.
+        fit_error: mean absolute error of the law on the losses it was fitted to.
+        overall: how a measured ``loss:overall`` was aggregated (``None`` without that column).
+    """
+
+    law: MixingLaw
+    path: Path
+    mixtures: int
+    fit_error: float
+    overall: str | None = None
+
+
+def fit_and_save(
+    source: Path,
+    dest: Path,
+    lc: LawConfig,
+    *,
+    cfg: ExperimentConfig | None = None,
+    run_root: Path | None = None,
+    references: bool = False,
+    weights: Path | None = None,
+    target_step: float | None = None,
+    target_size: float | None = None,
+) -> FitResult:
+    """Read a measurement table (or a run's references), fit the law, write the fit JSON to ``dest``.
+
+    Args:
+        source: the table (from :func:`resolve_input`).
+        dest: the fit JSON to write.
+        lc: law settings.
+        cfg: the experiment, when known (its ``law.aggregate_weights``, else the run's held-out
+            token counts, weigh the overall loss).
+        run_root: the run directory the table belongs to, if any.
+        references: fit the run's trained references (``source`` is its ``validation.json``).
+        weights: a JSON ``{validation domain: weight}`` of the overall loss (wins over ``cfg``).
+        target_step, target_size: fit the losses extrapolated to this step / model size (nested
+            laws; default ``lc.target_step`` / ``lc.target_size``).
+
+    Raises:
+        DataError: an unreadable table or weights file, naming the row and column.
+        StageError: the run has not written the references.
+    """
+    from demix.run import RunDir  # imported here: `import demix.law` stays light
+
+    run = RunDir(run_root) if run_root is not None else None
+    if references and run is None:
+        raise ValueError("references are read from a run directory: give run_root")
+    table = read_references(run) if references and run is not None else read_table(source)
+    ext = at_target(
+        table.R,
+        table.L,
+        table.step,
+        table.size,
+        target_step=target_step if target_step is not None else lc.target_step,
+        target_size=target_size if target_size is not None else lc.target_size,
+        delta=lc.huber_delta,
+    )
+    targets, L, overall = split_overall(table.targets, ext.L)  # L (n, V); overall (n,) or None
+    agg = read_loss_weights(weights, targets)
+    note = None
+    if overall is not None:
+        # loss:overall measured: given weights (--weights, law.aggregate_weights) or learned ones.
+        if agg is None and cfg is not None and cfg.law.aggregate_weights:
+            agg = aggregate_weights(cfg, run, targets)
+        law = fit_with_overall(ext.R, L, overall, lc, domains=table.domains, targets=targets, aggregate=agg)
+        how = law.info["aggregate"]
+        mae = how.get("measured_mae")
+        gap = f" (measured losses so weighted miss it by {mae:.4f} on average)" if mae is not None else ""
+        note = f"{how['source']}{gap}"
+    else:
+        if agg is None and cfg is not None:
+            agg = aggregate_weights(cfg, run, targets)
+        law = fit(ext.R, L, lc, domains=table.domains, targets=targets, aggregate=agg)
+    inputs = {"table": hash_file(source), "law": hash_json(lc.model_dump(mode="json"))}
+    extra = {
+        "source": str(source),
+        "nested": {"target_step": ext.step, "target_size": ext.size, "step_curves": ext.curves},
+        "mixtures_fitted": len(ext.R),
+        "provenance": provenance(inputs),
+    }
+    save_fit(law, dest, extra)
+    measured = L if L.shape[1] or overall is None else overall[:, None]
+    fit_error = float(np.nanmean(np.abs(law.predict(ext.R) - measured)))
+    return FitResult(law, dest, len(ext.R), fit_error, note)

@@ -1,0 +1,41 @@
+"""The law's measurements as arrays: one row per run (or checkpoint), ratios and losses (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class LawTable:
+    """Measurements for the law.
+
+    Attributes:
+        domains: K training domains (``mix:`` columns, file order).
+        targets: V validation domains (``loss:`` columns).
+        R: (n, K) data ratios, rows renormalised to sum exactly 1.
+        L: (n, V) losses, NaN where not measured.
+        step, size: (n,) or ``None`` when the column is absent.
+        rows: (n,) the CSV data-row number of each row (1 = first row after the header).
+        source: where it was read from.
+    """
+
+    domains: list[str]
+    targets: list[str]
+    R: np.ndarray
+    L: np.ndarray
+    step: np.ndarray | None
+    size: np.ndarray | None
+    rows: np.ndarray
+    source: str
+
+    def subset(self, idx: np.ndarray) -> LawTable:
+
+        def pick(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[idx]
+
+        return LawTable(
+            self.domains, self.targets, self.R[idx], self.L[idx], pick(self.step), pick(self.size),
+            self.rows[idx], self.source,
+        )  # fmt: skip
