@@ -7,7 +7,7 @@ ratio to the 10 s target, for the default fit (cross-validation picks the expone
 and for the paper's law alone; checks that p = 1 was picked (the data follow the paper's law) and
 that the fit recovered t.
 
-``--fixture``: accuracy on the paper's measured losses (tests/fixtures/mixing-laws, 70M, step 30000)
+``--fixture``: accuracy on the paper's measured losses (../shared/fixtures/mixing-laws, 70M, step 30000)
 instead: held-out MAE of the overall loss on the 3 seeded 20/6 splits (default grid), leave-one-out
 over the 26 mixtures, both for the default (p chosen by cross-validation) and the paper's law alone,
 ``--splits N`` more seeded splits at 70M-410M, and the paper notebook's own protocol (5 subset groups, all 26 mixtures,
@@ -28,7 +28,11 @@ import numpy as np
 from demix.config import LawConfig
 from demix.law import at_target, fit, read_table, tidy_to_wide
 
-FIX = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "mixing-laws"
+# Data measured by others stays outside the repository: ../shared/fixtures beside the checkout.
+FIX = (
+    Path(os.environ.get("DEMIX_SHARED_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures"))
+    / "mixing-laws"
+)
 GROUPS = {  # the notebook's groups of Pile validation subsets (mix_5_domains.ipynb)
     "academic": "ArXiv PubMed_Abstracts PhilPapers NIH_ExPorter FreeLaw USPTO_Backgrounds PubMed_Central",
     "prose": "PG19 Books3 BookCorpus2",

@@ -25,6 +25,19 @@ REPO = TESTS.parent
 TINY_CONFIG = TESTS / "configs" / "tiny.yaml"
 
 
+def shared_fixture(name: str) -> Path:
+    """A folder of data measured by others, read where it lies: ``../shared/fixtures/<name>`` beside
+    the checkout (CI lays shared/ there), or under ``$DEMIX_SHARED_FIXTURES``. Never copied in here."""
+    root = Path(os.environ.get("DEMIX_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures"))
+    path = root / name
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"{path}: the shared fixtures are not there; put shared/ beside the checkout "
+            "or set DEMIX_SHARED_FIXTURES to its fixtures/ folder"
+        )
+    return path
+
+
 def tiny_config(run_dir: Path, *overrides: str) -> ExperimentConfig:
     """The tiny test config with its run directory set (and any ``key=value`` overrides)."""
     return load_config(TINY_CONFIG, [f"run_dir={run_dir}", *overrides])

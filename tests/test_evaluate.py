@@ -12,7 +12,7 @@ import pytest
 from demix.errors import ConfigError
 from demix.evaluate import Evaluator, build_tasks, load_checkpoint
 from demix.evaluate.result import EvalResult
-from tests.test_evaluate_support import DOMAINS, held_out, make_run, tiny_model, tiny_tokenizer, train_briefly
+from tests.handmade_run import DOMAINS, held_out, make_run, tiny_model, tiny_tokenizer, train_briefly
 
 
 @pytest.fixture(scope="module")

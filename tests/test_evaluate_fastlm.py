@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from demix.evaluate.fastlm import LiveHFLM, batches, plan_rows
-from tests.test_evaluate_support import DOMAINS, held_out, tiny_model, tiny_tokenizer
+from tests.handmade_run import DOMAINS, held_out, tiny_model, tiny_tokenizer
 
 REL = 1e-6  # of a summed log-likelihood; bits per byte divide it further by the bytes scored
 
@@ -127,7 +127,7 @@ def test_batches_bound_padding_and_budget() -> None:
 
 def test_evaluator_scores_equal_stock_hflm_on_every_metric(pair: dict[str, Any], tmp_path: Any) -> None:
     from demix.evaluate import Evaluator, build_tasks
-    from tests.test_evaluate_support import make_run
+    from tests.handmade_run import make_run
 
     cfg, run = make_run(tmp_path / "run", "evaluate.builtin.accuracy_docs=24")
     ev = Evaluator(cfg, run, pair["model"], pair["tok"], build_tasks(cfg, run))

@@ -1,17 +1,17 @@
-"""The law on losses measured in the Data Mixing Laws paper (tests/fixtures/mixing-laws)."""
+"""The law on losses measured in the Data Mixing Laws paper (../shared/fixtures/mixing-laws)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from demix.config import LawConfig
 from demix.law import at_target, fit, nested_extrapolate, read_table, tidy_to_wide
+from tests.conftest import shared_fixture
 
-FIX = Path(__file__).parent / "fixtures" / "mixing-laws"
+FIX = shared_fixture("mixing-laws")
 # The paper's grid shape with fewer points, to keep the test cheap (the CLI default is 10 x 20 x 30).
 CFG = LawConfig(log_c_grid=(-2.0, 1.5, 3), log_k_grid=(-10.0, 1.0, 6), random_t=10, seed=0)
 

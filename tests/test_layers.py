@@ -1,4 +1,4 @@
-"""The package layering of ../DESIGN.md, enforced: a package imports only packages below it, and no
+"""The package layering of docs/INTERFACES.md ("Layout and layering"), enforced: a package imports only packages below it, and no
 two modules import each other, directly or through others.
 
 Every import counts, at module level, inside functions and under ``TYPE_CHECKING``: a function-level
@@ -151,3 +151,39 @@ def test_no_import_cycles() -> None:
 def test_the_checks_can_fail(graph: dict[str, set[str]], upward: int, cyclic: int) -> None:
     assert len(upward_imports(graph)) == upward
     assert len(cycles(graph)) == cyclic
+
+
+# Pure cores (../shared/DESIGN.md): arrays and dataclasses in and out, no run directory, no files.
+PURE = ("demix.mixture", "demix.law")
+IO_MODULES = ("demix.law.stage", "demix.law.files")  # the law's run-directory and user-file I/O
+PURE_MAY_IMPORT = (
+    "demix.errors",
+    "demix.util.stats",
+    "demix.util.units",
+    "demix.config",
+    "demix.mixture",
+    "demix.law",
+)
+
+
+def impure_imports(graph: dict[str, set[str]]) -> list[str]:
+    def pure(m: str) -> bool:
+        return any(m == p or m.startswith(p + ".") for p in PURE) and m not in IO_MODULES and m != "demix.law"
+
+    def allowed(t: str) -> bool:
+        return t not in IO_MODULES and any(t == p or t.startswith(p + ".") for p in PURE_MAY_IMPORT)
+
+    return sorted(f"{m} -> {t}" for m, ts in graph.items() if pure(m) for t in ts if not allowed(t))
+
+
+def test_pure_cores_do_no_io() -> None:
+    bad = impure_imports(_graph())
+    assert not bad, "pure modules importing I/O:\n" + "\n".join(bad)
+
+
+def test_the_purity_check_can_fail() -> None:
+    assert impure_imports({"demix.law.mixing": {"demix.run.dir"}}) == ["demix.law.mixing -> demix.run.dir"]
+    assert impure_imports({"demix.law.mixing": {"demix.law.stage"}}) == [
+        "demix.law.mixing -> demix.law.stage"
+    ]
+    assert impure_imports({"demix.law.stage": {"demix.run.dir"}}) == []

@@ -15,7 +15,7 @@ from demix.errors import ConfigError, DemixError
 from demix.mixture import weights_to_ratios
 from demix.run import RunDir
 from demix.search import run_search
-from tests.test_search_support import DOMAINS, SyntheticScorer, synthetic_config
+from tests.test_search_scoring import DOMAINS, SyntheticScorer, synthetic_config
 
 SMALL_DEMIX = {"rounds": [4, 2], "pool_size": 2000, "top_k": 8, "num_boost_round": 50}
 

@@ -1,6 +1,6 @@
 """Many workers on one study (journal file, PostgreSQL) and crash safety (kill -9, then rerun).
 
-The scorer is synthetic (tests/test_search_support.py): these tests are about storage, tickets and
+The scorer is synthetic (tests/test_search_scoring.py): these tests are about storage, tickets and
 recovery, which do not depend on what a trial measures.
 """
 
@@ -19,7 +19,7 @@ import pytest
 
 from demix.run import RunDir
 from demix.search import run_search
-from tests.test_search_support import TESTS_ROOT, slow_scorer, synthetic_config
+from tests.test_search_scoring import TESTS_ROOT, slow_scorer, synthetic_config
 
 
 def _search_trials(study) -> list:  # type: ignore[no-untyped-def]
@@ -104,7 +104,7 @@ sys.path.insert(0, {root!r})
 from demix.config import load_config
 from demix.run import RunDir
 from demix.search import run_search
-from tests.test_search_support import slow_scorer
+from tests.test_search_scoring import slow_scorer
 if __name__ == "__main__":
     cfg = load_config({cfg!r})
     run_search(cfg, RunDir.for_config(cfg), workers={workers}, scorer_factory=slow_scorer, progress=False,

@@ -43,12 +43,18 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         rv = app(args=argv, standalone_mode=False)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         print("aborted", file=sys.stderr)
         sys.exit(130)
-    except click.exceptions.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
+    # typer >= 0.2x vendors its own click: a bad option value (e.g. below an option's min=) raises
+    # typer's exception classes, which are not click's.
+    except (click.exceptions.ClickException, typer.TyperException) as e:
+        show = getattr(e, "show", None)
+        if callable(show):
+            show()
+        else:
+            print(f"error: {e}", file=sys.stderr)
+        sys.exit(int(getattr(e, "exit_code", 2)))
     except DemixError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)

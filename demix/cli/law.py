@@ -74,7 +74,10 @@ def fit_cmd(
     overrides: SetOpt = None,
     weights: Annotated[
         Path | None,
-        typer.Option("--weights", help="JSON {validation domain: weight} of the overall loss."),
+        typer.Option(
+            "--loss-weights",
+            help="JSON file {validation domain: weight}: how the overall loss weighs the domains.",
+        ),
     ] = None,
     step: Annotated[float | None, typer.Option("--step", help="Target training steps (nested laws).")] = None,
     size: Annotated[
@@ -92,7 +95,7 @@ def fit_cmd(
     p is chosen among law.exponents (default 1 and 0.5) by cross-validation on the rows;
     --set law.exponents=[1.0] fits the paper's law.
 
-    A ``loss:overall`` column is the overall validation loss: without --weights, the weights of
+    A ``loss:overall`` column is the overall validation loss: without --loss-weights, the weights of
     the per-domain losses in it are learned from the rows (or, with no per-domain columns, the
     law is fitted to it directly), and `demix law predict` writes pred:aggregate.
     """

@@ -9,9 +9,6 @@ a separate token so padding masks never hide a real EOS.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +16,7 @@ from typing import TYPE_CHECKING
 from demix.config import TokenizerConfig
 from demix.errors import DataError
 from demix.run import RunDir
+from demix.util.io import atomic_dir
 from demix.util.torchenv import quiet_transformers
 
 if TYPE_CHECKING:
@@ -72,22 +70,8 @@ def load_pretrained(cfg: TokenizerConfig) -> PreTrainedTokenizerBase:
 
 def save_tokenizer(tok: PreTrainedTokenizerBase, out: Path) -> None:
     """Write the tokenizer to ``out`` atomically (a sibling temp dir renamed into place)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the tokenizer is for everyone who reads the run
+    with atomic_dir(out) as tmp:
         tok.save_pretrained(str(tmp))
-        old = out.with_name(f".{out.name}.old")
-        if out.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def load_tokenizer(run: RunDir) -> PreTrainedTokenizerBase:

@@ -3,7 +3,7 @@
 A measurement table may carry the overall validation loss in a ``loss:overall`` column next to (or
 instead of) the per-domain ``loss:<domain>`` columns. The law then predicts it as
 
-- Σ_i s_i L_i(r) with the given weights s (``--weights`` / ``law.aggregate_weights``), or
+- Σ_i s_i L_i(r) with the given weights s (``--loss-weights`` / ``law.aggregate_weights``), or
 - Σ_i s_i L_i(r) with s learned from the measurements (:func:`learn_aggregate_weights`: the s on
   the simplex that best explains the measured overall loss by the measured per-domain losses), or
 - when there are no per-domain losses, one law fitted to the overall loss itself.

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from demix.errors import ConfigError, DataError
 from demix.util.checkpoint import save_hf_checkpoint
+from demix.util.io import aside_name, atomic_dir
 from demix.util.torchenv import quiet_transformers
 
 if TYPE_CHECKING:
@@ -26,7 +25,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
 CHECKPOINT = "checkpoint"
-_OLD = "checkpoint.old"
+_OLD = aside_name(Path(CHECKPOINT)).name  # the previous checkpoint, between two renames
 
 
 @dataclass
@@ -72,25 +71,14 @@ def save_resumable(
     import torch
     from safetensors.torch import save_model
 
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".checkpoint.", suffix=".tmp", dir=out))
-    try:
+    final = out / CHECKPOINT
+    with atomic_dir(final, within=out) as tmp:
         save_model(model, str(tmp / "model.safetensors"))
         rng: dict[str, Any] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         torch.save({"optimizer": optimizer.state_dict(), "rng": rng}, tmp / "trainer.pt")
         (tmp / "state.json").write_text(json.dumps(state.__dict__, indent=2, default=str) + "\n")
-        final, old = out / CHECKPOINT, out / _OLD
-        if old.exists():
-            shutil.rmtree(old)
-        if final.exists():
-            os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 

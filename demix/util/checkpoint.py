@@ -12,14 +12,13 @@ so ``AutoModelForCausalLM.from_pretrained`` never finds a half-written file. Two
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from demix.errors import DemixError
+from demix.util.io import atomic_dir
 
 # Files beside the weights that make a checkpoint usable on its own.
 TOKENIZER_FILES = (
@@ -57,39 +56,25 @@ def save_hf_checkpoint(
         ``out``.
 
     Raises:
-        DemixError: ``replace`` and ``out`` exists but is not a directory.
+        DataError: ``replace`` and ``out`` exists but is not a directory.
     """
     out = Path(out)
-    where = out if not replace else out.parent
-    where.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=where))
+    if replace:
+        with atomic_dir(out) as tmp:
+            _fill(tmp, write, files)
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out))
     try:
-        write(tmp)
-        for f in files:
-            shutil.copy2(f, tmp / f.name)
-        if replace:
-            _replace_dir(tmp, out)
-        else:
-            for f in tmp.iterdir():
-                os.replace(f, out / f.name)
+        _fill(tmp, write, files)
+        for f in tmp.iterdir():
+            os.replace(f, out / f.name)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # gone already when it replaced ``out``
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
-def _replace_dir(tmp: Path, out: Path) -> None:
-    """Rename ``tmp`` onto ``out``; an existing ``out`` is moved aside first, then removed."""
-    if not out.exists():
-        tmp.rename(out)
-        return
-    if not out.is_dir():
-        raise DemixError("exists and is not a directory", path=out)
-    old = out.with_name(f".{out.name}.old-{tmp.name[-12:]}")
-    out.rename(old)
-    try:
-        tmp.rename(out)
-    except BaseException:
-        old.rename(out)
-        raise
-    with contextlib.suppress(OSError):
-        shutil.rmtree(old)
+def _fill(tmp: Path, write: Callable[[Path], None], files: Iterable[Path]) -> None:
+    write(tmp)
+    for f in files:
+        shutil.copy2(f, tmp / f.name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from functools import cache
@@ -32,6 +33,55 @@ def atomic_path(path: Path) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: Path, *, within: Path | None = None) -> Iterator[Path]:
+    """Yield a temp directory; on success it replaces ``path`` as a whole (see :func:`replace_dir`).
+
+    The temp directory is made beside ``path`` (or in ``within``, on the same file system) with the
+    mode ``mkdir`` would give it. On an exception it is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    where = Path(within) if within is not None else path.parent
+    where.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=where))
+    try:
+        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a run is read by everyone who may
+        yield tmp
+        replace_dir(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already when it replaced ``path``
+
+
+def aside_name(out: Path) -> Path:
+    """Where :func:`replace_dir` keeps the previous ``out`` between its two renames: a reader that
+    finds no ``out`` after a kill looks here."""
+    return out.with_name(f".{out.name}.old")
+
+
+def replace_dir(tmp: Path, out: Path) -> None:
+    """Rename ``tmp`` onto ``out``; an existing ``out`` is moved aside first, then removed.
+
+    Raises:
+        DataError: ``out`` exists and is not a directory.
+    """
+    if not out.exists():
+        tmp.rename(out)
+        return
+    if not out.is_dir():
+        raise DataError("exists and is not a directory", path=out)
+    old = aside_name(out)
+    if old.exists():
+        shutil.rmtree(old)
+    out.rename(old)
+    try:
+        tmp.rename(out)
+    except BaseException:
+        old.rename(out)
+        raise
+    with contextlib.suppress(OSError):
+        shutil.rmtree(old)
 
 
 @cache

@@ -91,7 +91,7 @@ def validate(
     v = cfg.validate_
     n = int(mixtures if mixtures is not None else v.mixtures)
     if n < 3:
-        raise DemixError(f"--mixtures {n}: need at least 3 mixtures to rank")
+        raise DemixError(f"validate.mixtures={n}: need at least 3 mixtures to rank (--n-mixtures)")
     domains = Manifest.load(run).names
     tokens = int(v.reference_tokens if v.reference_tokens is not None else cfg.train.reference_budget)
     W = sample_weights(len(domains), n, v.seed, v.concentration)

@@ -1,18 +1,14 @@
-"""Pure pieces of export: trials table parsing, token plans, formats, bootstrap, Pareto, beta edge."""
+"""The recommendation's pure pieces: trials table parsing, bootstrap, Pareto front, beta edge, candidates."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 
 import numpy as np
 import pytest
-import yaml
 
 from demix.errors import DataError
-from demix.export.formats import FORMATS, render
-from demix.export.plan import SCHEMA, round_shares, split_tokens, token_plan
+from demix.export.plan import SCHEMA
 from demix.recommend.choices import Candidate, best_index, bootstrap_interval, edge_warning, pareto_front
 from demix.recommend.table import parse_trials_csv
 
@@ -41,29 +37,6 @@ def test_parse_trials_rejects_foreign_csv() -> None:
         parse_trials_csv("x,y\n1,2\n", source="f.csv")
 
 
-def test_round_shares_and_split_tokens_sum_exactly() -> None:
-    r = np.array([1 / 3, 1 / 3, 1 / 3])
-    rs = round_shares(r)
-    assert rs.sum() == pytest.approx(1.0, abs=1e-12)
-    assert np.all(np.abs(rs - r) <= 1e-6)
-    t = split_tokens(rs, 100)
-    assert t.sum() == 100 and sorted(t.tolist()) == [33, 33, 34]
-
-
-def test_token_plan_epochs_and_cap_warning() -> None:
-    plan = token_plan(["a", "b"], np.array([0.8, 0.2]), 1000, np.array([100.0, 1000.0]), max_epochs=4)
-    assert plan.tokens.tolist() == [800, 200]
-    np.testing.assert_allclose(plan.epochs, [8.0, 0.2])
-    assert plan.over_cap == ["a"]
-    assert plan.max_target == 500  # 4 epochs * 100 tokens / 0.8
-    assert any("8.0 epochs" in w and "a:" in w for w in plan.warnings)
-    assert any("500" in w for w in plan.warnings)
-    ok = token_plan(["a", "b"], np.array([0.8, 0.2]), 400, np.array([100.0, 1000.0]), max_epochs=4)
-    assert ok.warnings == [] and ok.over_cap == []
-    unknown = token_plan(["a", "b"], np.array([0.5, 0.5]), 10, None, max_epochs=4)
-    assert unknown.epochs is None and unknown.tokens.sum() == 10
-
-
 def _doc() -> dict:
     return {
         "schema": SCHEMA,
@@ -88,29 +61,6 @@ def _doc() -> dict:
         "warnings": [],
         "provenance": {"demix_version": "0"},
     }
-
-
-def test_every_format_renders_the_ratios() -> None:
-    doc = _doc()
-    assert set(FORMATS) == {"json", "yaml", "csv", "megatron", "hf", "markdown"}
-    assert json.loads(render(doc, "json")[1])["ratios"] == doc["ratios"]
-    y = yaml.safe_load(render(doc, "yaml")[1])
-    assert (
-        y["schema"] == SCHEMA and y["ratios"] == doc["ratios"] and y["merge_weights"] == doc["merge_weights"]
-    )
-    rows = list(csv.DictReader(io.StringIO(render(doc, "csv")[1])))
-    assert [r["domain"] for r in rows] == ["prose", "code", "math"]
-    assert sum(float(r["ratio"]) for r in rows) == pytest.approx(1.0)
-    assert rows[1]["tokens"] == "300" and float(rows[1]["epochs"]) == 3.0
-    mega = render(doc, "megatron")[1].splitlines()[-1].split()
-    assert mega[0] == "--data-path"
-    assert mega[1:] == ["0.600000", "/data/prose_text_document", "0.300000", "/data/code_text_document",
-                        "0.100000", "/data/math_text_document"]  # fmt: skip
-    hf = render(doc, "hf")[1]
-    compile(hf, "hf_interleave.py", "exec")  # valid Python
-    assert "probabilities = [0.600000, 0.300000, 0.100000]" in hf and "interleave_datasets(" in hf
-    md = render(doc, "markdown")[1]
-    assert "| code | 0.3000 | 0.250–0.350 |" in md and "not the merge weights" in md
 
 
 def test_bootstrap_interval_is_deterministic_and_covers() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_evaluate_support import DOMAINS, held_out, make_run, tiny_model, tiny_tokenizer
+from tests.handmade_run import DOMAINS, held_out, make_run, tiny_model, tiny_tokenizer
 
 ENV = {
     **os.environ,

@@ -59,7 +59,7 @@ def test_fit_predict_optimize_roundtrip(tmp_path):
     (tmp_path / "w.json").write_text(json.dumps({"a": 0.5, "b": 0.3, "c": 0.2}))
     fit_json = tmp_path / "law.json"
     r = _demix(
-        "law", "fit", str(tmp_path / "m.csv"), "--out", str(fit_json), "--weights", str(tmp_path / "w.json")
+        "law", "fit", str(tmp_path / "m.csv"), "--out", str(fit_json), "--loss-weights", str(tmp_path / "w.json")
     )
     assert r.returncode == 0, r.stderr
     doc = json.loads(fit_json.read_text())

@@ -11,7 +11,7 @@ import pytest
 
 from demix.run import RunDir
 from demix.search import run_search
-from tests.test_search_support import SyntheticScorer, synthetic_config
+from tests.test_search_scoring import SyntheticScorer, synthetic_config
 
 
 def _demix(*args: str) -> subprocess.CompletedProcess[str]:

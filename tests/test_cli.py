@@ -1,0 +1,25 @@
+"""The CLI's edge: a bad option value is a usage error (exit 2, the option named), never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, TINY_CONFIG
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["search", str(TINY_CONFIG), "--n-trials", "0"], "--n-trials"),
+        (["validate", str(TINY_CONFIG), "--n-mixtures", "2"], "--n-mixtures"),
+        (["nosuch"], "nosuch"),
+    ],
+)
+def test_bad_option_value_exits_2_naming_it(args: list[str], named: str) -> None:
+    res = subprocess.run([sys.executable, "-m", "demix", *args], capture_output=True, text=True, cwd=REPO)
+    assert res.returncode == 2, res.stderr
+    assert named in res.stderr
+    assert "Traceback" not in res.stderr
