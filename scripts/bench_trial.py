@@ -53,11 +53,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def _settings(cfg: Any, suite: Any, role: str) -> tuple[Any, str, str, list[Any]]:
     """What both on-disk ways share: eval config, device, dtype name, and the role's task specs."""
-    from demix.evaluate.harness import resolve_device, resolve_dtype
+    from demix.util.torchenv import resolve_device, resolve_dtype
 
     ec = cfg.evaluate
-    device = resolve_device(ec)
-    return ec, device, str(resolve_dtype(ec, device)).removeprefix("torch."), suite.for_role(role)
+    device = resolve_device(ec.device, key="evaluate.device")
+    dtype = resolve_dtype(ec.dtype, device, key="evaluate.dtype")
+    return ec, str(device), str(dtype).removeprefix("torch."), suite.for_role(role)
 
 
 def ondisk_trial(
@@ -152,7 +153,17 @@ def _values(detail: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {k: m["value"] for k, m in detail.items()}
 
 
-def _diff(live: dict[tuple[str, str], float], disk: dict[tuple[str, str], float]) -> float:
+def detail_scores(res: Any) -> dict[tuple[str, str], float]:
+    """(task, lm-eval metric key) -> value, for every metric of a demix ``EvalResult``."""
+    return {
+        (t, k): float(m["value"])
+        for t, d in res.details.items()
+        for k, m in d.items()
+        if m["value"] is not None
+    }
+
+
+def max_score_diff(live: dict[tuple[str, str], float], disk: dict[tuple[str, str], float]) -> float:
     """Largest |live - disk| over every metric; ``inf`` when one side has a metric the other lacks."""
     if live.keys() != disk.keys() or not live:
         missing = sorted(set(live) ^ set(disk))
@@ -217,12 +228,7 @@ def main() -> None:
             times["merge"].append(time.perf_counter() - t)
             res = ev.evaluate(args.role)
             times["demix"].append(time.perf_counter() - t)
-            live = {
-                (t, k): float(m["value"])
-                for t, d in res.details.items()
-                for k, m in d.items()
-                if m["value"] is not None
-            }
+            live = detail_scores(res)
             line = f"proxy {i}: demix {times['demix'][-1]:.3f} s"
             ev.lm.fast = False  # the same call with stock HFLM's computation: demix before LiveHFLM
             t = time.perf_counter()
@@ -231,14 +237,14 @@ def main() -> None:
             times["stock_lm"].append(time.perf_counter() - t)
             ev.lm.fast = True
             diffs["stock_lm"].append(
-                _diff(live, _scores({k: _values(d) for k, d in stock.details.items()}, specs))
+                max_score_diff(live, _scores({k: _values(d) for k, d in stock.details.items()}, specs))
             )
             line += f", demix with stock HFLM {times['stock_lm'][-1]:.3f} s"
             ways = [("inprocess", ondisk_trial)] + ([("cli", ondisk_cli_trial)] if args.cli else [])
             for way, trial in ways:
                 secs, disk = trial(cfg, run, dirs, list(w), suite, args.role, Path(tmp) / f"{way}{i}")
                 times[way].append(secs)
-                diffs[way].append(_diff(live, disk))
+                diffs[way].append(max_score_diff(live, disk))
                 line += f", on-disk {way} {secs:.3f} s (max |score diff| {diffs[way][-1]:.2e})"
             print(line, flush=True)
     med = {k: statistics.median(v) for k, v in times.items() if v}

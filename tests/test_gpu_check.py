@@ -17,7 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "gpu_check.py"
 sys.path.insert(0, str(REPO / "scripts"))
 
-import gpu_check_parts as parts  # noqa: E402
+import gpu_check  # noqa: E402
+import gpu_check_common as common  # noqa: E402
 
 
 def _check(*args: str, timeout: float) -> tuple[subprocess.CompletedProcess[str], dict]:
@@ -36,10 +37,10 @@ def _check(*args: str, timeout: float) -> tuple[subprocess.CompletedProcess[str]
 @pytest.mark.slow
 def test_smoke_runs_every_part_and_every_check_holds(tmp_path: Path) -> None:
     proc, report = _check(
-        "--out", str(tmp_path / "gpu_check.json"), "--workdir", str(tmp_path / "w"), timeout=900
+        "--out", str(tmp_path / "gpu_check.json"), "--workdir", str(tmp_path / "w"), timeout=1500
     )
-    assert list(report["parts"]) == [p.name for p in parts.PARTS]  # every registered part, in order
-    for p in parts.PARTS:
+    assert list(report["parts"]) == [p.name for p in gpu_check.PARTS]  # every registered part, in order
+    for p in gpu_check.PARTS:
         r = report["parts"][p.name]
         if p.gpu_only:  # only a part that cannot run on CPU by nature may be skipped, and it says so
             assert r["status"] == "skipped" and "cannot run on CPU" in r["reason"], r
@@ -71,16 +72,16 @@ def test_a_hung_part_is_recorded_and_the_rest_still_runs(tmp_path: Path) -> None
 def test_a_part_that_raises_is_recorded_with_its_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def boom(ctx: parts.Ctx) -> dict:
-        raise parts.PartError("no trained components")
+    def boom(ctx: common.Ctx) -> dict:
+        raise common.PartError("no trained components")
 
-    monkeypatch.setattr(parts, "PARTS", [*parts.PARTS, parts.Part("boom", 1, 1, boom)])
+    monkeypatch.setattr(gpu_check, "PARTS", [*gpu_check.PARTS, common.Part("boom", 1, 1, boom)])
     result = tmp_path / "boom.json"
-    parts.child_main("boom", parts.Ctx(smoke=True, workdir=str(tmp_path), result=str(result)))
+    gpu_check.child_main("boom", common.Ctx(smoke=True, workdir=str(tmp_path), result=str(result)))
     assert json.loads(result.read_text()) == {"status": "failed", "error": "PartError: no trained components"}
 
 
 def test_figures_keep_the_unrounded_comparison() -> None:
-    f = parts.figure(1.0000301, 1.0, at_most=True, kind="check")
+    f = common.figure(1.0000301, 1.0, at_most=True, kind="check")
     assert f == {"value": 1.0, "kind": "check", "target": "<= 1", "met": False}
-    assert parts.figure(3, None) == {"value": 3, "kind": "info"}
+    assert common.figure(3, None) == {"value": 3, "kind": "info"}
