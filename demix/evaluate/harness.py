@@ -26,7 +26,7 @@ from demix.errors import ConfigError, DemixError
 from demix.evaluate.result import EvalResult, Metric, stderr_for
 from demix.evaluate.spec import EvalRole, TaskSpec, TaskSuite
 from demix.run import RunDir
-from demix.util.torchenv import resolve_device, resolve_dtype
+from demix.util.torchenv import quiet_transformers, resolve_device, resolve_dtype
 
 _OFFLINE_HINT = (
     "if it needs a Hub dataset and there is no network, point evaluate.include_paths at a task YAML "
@@ -50,18 +50,22 @@ def load_checkpoint(path: Path, ec: EvalConfig, tokenizer_dir: Path | None = Non
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from demix.merge import check_tokenizer
+
     path = Path(path)
     if not (path / "config.json").is_file():
         raise DemixError("not a Hugging Face checkpoint (no config.json)", path=path)
     device = resolve_device(ec.device, key="evaluate.device")
     dtype = resolve_dtype(ec.dtype, device, key="evaluate.dtype")
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
+        with quiet_transformers():  # no per-file progress bar between the report's lines
+            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
     except (OSError, ValueError) as e:
         raise DemixError(f"cannot load the checkpoint: {e}", path=path) from None
     model.to(device).eval()  # type: ignore[arg-type]  # transformers types .to oddly
     has_tok = any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json"))
     tok_dir = path if has_tok or tokenizer_dir is None else Path(tokenizer_dir)
+    check_tokenizer(tok_dir, model.config)  # ids past the embedding would fail mid-evaluation
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
     except (OSError, ValueError) as e:

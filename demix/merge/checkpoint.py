@@ -1,5 +1,4 @@
-"""Reading component checkpoints: the safetensors index of one HF checkpoint, and the checks that
-K of them can be merged tensor by tensor.
+"""Reading component checkpoints: config.json and the safetensors index of one HF checkpoint.
 
 Only headers are read here (``safe_open`` memory-maps the files); tensor data is copied once, later,
 into the engine's stacked buffer. Every problem is a :class:`~demix.errors.DemixError` naming the
@@ -18,21 +17,6 @@ from demix.errors import DemixError
 if TYPE_CHECKING:
     import torch
 
-# Keys of config.json that must agree between components (the rest, e.g. torch_dtype or
-# transformers_version, may differ without changing what the tensors mean).
-_ARCH_KEYS = (
-    "architectures",
-    "model_type",
-    "hidden_size",
-    "intermediate_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "num_key_value_heads",
-    "head_dim",
-    "vocab_size",
-    "tie_word_embeddings",
-)
-
 _ST_DTYPES = {
     "F64": "float64",
     "F32": "float32",
@@ -45,6 +29,14 @@ _ST_DTYPES = {
     "U8": "uint8",
     "BOOL": "bool",
 }
+
+
+_BIN_HINT = """pickled PyTorch weights (pytorch_model.bin) are not read: only safetensors checkpoints can
+be merged (memory-mapped, no code run on load). Convert it once with transformers:
+    from transformers import AutoModelForCausalLM
+    m = AutoModelForCausalLM.from_pretrained("{root}")
+    m.save_pretrained("{root}-safetensors", safe_serialization=True)
+and point demix at {root}-safetensors (copy the tokenizer files too)"""
 
 
 @dataclass(frozen=True)
@@ -110,6 +102,8 @@ def open_checkpoint(root: str | Path) -> Checkpoint:
     elif (root / "model.safetensors").is_file():
         weight_map = {}
         files = [root / "model.safetensors"]
+    elif any(root.glob("pytorch_model*.bin")) or any(root.glob("*.pt")):
+        raise DemixError(_BIN_HINT.format(root=root), path=root)
     else:
         raise DemixError(
             "no model.safetensors or model.safetensors.index.json (only safetensors checkpoints "
@@ -139,39 +133,6 @@ def open_checkpoint(root: str | Path) -> Checkpoint:
     if not tensors:
         raise DemixError("checkpoint holds no tensors", path=root)
     return Checkpoint(root, config, tensors)
-
-
-def check_compatible(checkpoints: list[Checkpoint]) -> None:
-    """All checkpoints share architecture, tensor names, shapes and dtypes, or raise naming the first
-    difference and both files.
-
-    Raises:
-        DemixError: the first mismatch found, comparing every checkpoint with the first.
-    """
-    ref = checkpoints[0]
-    for other in checkpoints[1:]:
-        for key in _ARCH_KEYS:
-            a, b = ref.config.get(key), other.config.get(key)
-            if a != b:
-                raise DemixError(
-                    f"components differ in config.json key {key!r}: {a!r} in {ref.config_path} vs "
-                    f"{b!r} in {other.config_path}"
-                )
-        for name, t in ref.tensors.items():
-            o = other.tensors.get(name)
-            if o is None:
-                raise DemixError(f"tensor {name!r} is in {t.file} but not in {other.root}")
-            if o.shape != t.shape:
-                raise DemixError(
-                    f"tensor {name!r} has shape {list(t.shape)} in {t.file} vs {list(o.shape)} in {o.file}"
-                )
-            if o.dtype != t.dtype:
-                raise DemixError(f"tensor {name!r} has dtype {t.dtype} in {t.file} vs {o.dtype} in {o.file}")
-        extra = [n for n in other.tensors if n not in ref.tensors]
-        if extra:
-            raise DemixError(
-                f"tensor {extra[0]!r} is in {other.tensors[extra[0]].file} but not in {ref.root}"
-            )
 
 
 def read_tensors(ckpt: Checkpoint, names: list[str]) -> Any:

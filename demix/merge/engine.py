@@ -23,11 +23,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from demix.errors import DemixError
-from demix.merge.checkpoint import Checkpoint, check_compatible, open_checkpoint
+from demix.merge.checkpoint import Checkpoint, open_checkpoint
+from demix.merge.checks import check_compatible, check_dtypes
 from demix.merge.kernels import KERNEL_BLOCK
-from demix.merge.layout import Layout, build_live_model
+from demix.merge.layout import Layout, build_live_model, meta_model
 from demix.merge.loading import load_row, plan_memory
 from demix.merge.methods import check_weights, get_method, merge_with_mergekit, native_row_weights
+from demix.merge.names import NamePlan, model_slots, plan_names, stored_slots
 from demix.merge.save import save_checkpoint
 from demix.mixture import as_dict
 from demix.util.torchenv import resolve_device, resolve_dtype
@@ -38,6 +40,26 @@ if TYPE_CHECKING:
 
 COMPILE_MIN = 4_000_000  # parameters from which the torch path compiles its fused sum by default
 BLOCK = 1 << 16  # elements per block of the stacked buffer (a multiple of the Triton kernel's BLOCK)
+
+
+def _plan(
+    sources: list[Checkpoint], dtype: Any, dt: torch.dtype
+) -> tuple[PreTrainedModel, dict[str, tuple[int, ...]], list[NamePlan]]:
+    """The checks made before any tensor is read, then the meta model, the tensors to merge (by the
+    model's own names) and where each checkpoint stores them."""
+    check_compatible(sources)
+    model = meta_model(sources[0].root, dt)
+    slots = model_slots(model)
+    plans = [plan_names(model, slots, c) for c in sources]
+    check_dtypes(sources, plans, dtype)
+    for ckpt, plan in zip(sources, plans, strict=True):
+        for stored in (plan.sources or {}).values():
+            t = ckpt.tensors[stored]
+            if not t.dtype.startswith(("float", "bfloat")):
+                raise DemixError(
+                    f"tensor {stored!r} has dtype {t.dtype}; only floating tensors can be merged", path=t.file
+                )
+    return model, stored_slots(slots, plans), plans
 
 
 def _resolve(device: str, dtype: Any, backend: str) -> tuple[torch.device, torch.dtype, str]:
@@ -130,9 +152,11 @@ class MergeEngine:
         build the live model.
 
         Args:
-            dirs: component checkpoint directories (safetensors, sharded or not), in weight order.
+            dirs: component checkpoint directories (safetensors, sharded or not), in weight order;
+                tensors are matched to the model's parameters by transformers' loading rules.
             device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
-            dtype: buffer and model dtype; "auto" is bfloat16 on CUDA, float32 on CPU.
+            dtype: buffer and model dtype; "auto" is bfloat16 on CUDA, float32 on CPU, and needs
+                every component stored in one dtype (any other value converts them).
             backend: "auto" (Triton on CUDA, torch otherwise), "torch" or "triton".
             base: base checkpoint, needed for task_arithmetic and mergekit's base methods.
             names: one name per component for messages and exports (default: directory names).
@@ -144,8 +168,11 @@ class MergeEngine:
                 model has at least 4M parameters; it falls back to eager torch if compiling fails.
 
         Raises:
-            DemixError: missing/corrupt/truncated files, components that differ (the first mismatch
-                and both files), or a stack that fits nowhere (the sizes).
+            DemixError: missing/corrupt/truncated files or ``.bin`` weights (with how to convert),
+                components whose configs differ (every key, each component's value), components
+                stored in different dtypes while ``dtype`` is "auto" (the tensor, both files and
+                the ``merge.dtype`` that resolves it), a parameter with no stored tensor under any
+                name transformers loads it from, or a stack that fits nowhere (the sizes).
         """
         import torch
 
@@ -159,19 +186,12 @@ class MergeEngine:
             raise DemixError(f"{len(names)} names for {len(dirs)} component checkpoints")
         ckpts = [open_checkpoint(d) for d in dirs]
         base_ckpt = open_checkpoint(base) if base is not None else None
-        check_compatible(ckpts + ([base_ckpt] if base_ckpt is not None else []))
-        ref = ckpts[0]
-        for name, t in ref.tensors.items():
-            if not t.dtype.startswith(("float", "bfloat")):
-                raise DemixError(
-                    f"tensor {name!r} has dtype {t.dtype}; only floating tensors can be merged", path=t.file
-                )
+        sources = ckpts + ([base_ckpt] if base_ckpt is not None else [])
+        model, shapes, plans = _plan(sources, dtype, dt)
 
-        shapes = {n: t.shape for n, t in ref.tensors.items()}
-        total = sum(t.numel for t in ref.tensors.values())
+        total = sum(int(np.prod(s)) for s in shapes.values())
         block = min(block, -(-total // KERNEL_BLOCK) * KERNEL_BLOCK)  # tiny models: one small block
         layout = Layout.build(shapes, block)
-        sources = ckpts + ([base_ckpt] if base_ckpt is not None else [])
         streamed = plan_memory(layout, len(sources), dt, dev, stream)
         host = streamed or dev.type == "cpu"
         stack = torch.empty(
@@ -181,10 +201,10 @@ class MergeEngine:
             pin_memory=streamed and dev.type == "cuda",
         )
         stack[-1].zero_()  # the padding after the last tensor
-        for row, ckpt in enumerate(sources):
-            load_row(stack, row, ckpt, layout)
+        for row, (ckpt, plan) in enumerate(zip(sources, plans, strict=True)):
+            load_row(stack, row, ckpt, layout, plan.sources)
         flat = torch.zeros(layout.padded, dtype=dt, device=dev)
-        model = build_live_model(ref.root, flat, layout, dev)
+        model = build_live_model(model, flat, layout, dev)
         engine = cls(ckpts, base_ckpt, names, layout, stack, flat, model, backend, streamed)
         engine.compiled = (
             backend == "torch" and not streamed and (compile if compile is not None else total >= COMPILE_MIN)
@@ -324,7 +344,7 @@ class MergeEngine:
         return torch.cat(parts).view(slot.shape)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The merged tensors by checkpoint name (views; tied tensors once)."""
+        """The merged tensors by the model's state-dict names (views; tied tensors once)."""
         return {s.name: self.tensor(s.name) for s in self.layout.slots}
 
     def save(self, out_dir: str | Path, tokenizer_dir: str | Path | None = None) -> Path:

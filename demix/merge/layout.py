@@ -102,64 +102,48 @@ def _parameters_on_meta() -> Iterator[None]:
         torch.nn.Module.register_parameter = original  # type: ignore[method-assign]
 
 
-def build_live_model(
-    config_dir: Path, flat: torch.Tensor, layout: Layout, device: torch.device
-) -> PreTrainedModel:
-    """The HF causal LM of ``config_dir`` with every parameter a view into ``flat``.
-
-    Tied parameters (e.g. ``lm_head.weight`` tied to the input embedding) are one Parameter object
-    shared by several modules; the checkpoint stores it once, and it is re-pointed once.
+def meta_model(config_dir: Path, dtype: torch.dtype) -> PreTrainedModel:
+    """The HF causal LM of ``config_dir`` with its parameters on the meta device (no memory).
 
     Raises:
-        DemixError: the config cannot be built into a causal LM, or a parameter of the model has no
-            tensor in the checkpoint (or a checkpoint tensor has no place in the model).
+        DemixError: the config cannot be built into a causal LM.
     """
-    import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
     try:
         hf_config = AutoConfig.from_pretrained(str(config_dir))
         with _parameters_on_meta():
-            model = AutoModelForCausalLM.from_config(hf_config, dtype=flat.dtype)
+            model = AutoModelForCausalLM.from_config(hf_config, dtype=dtype)
     except (ValueError, KeyError, OSError) as e:
         raise DemixError(f"cannot build a causal LM from config.json: {e}", path=config_dir) from None
+    return model
+
+
+def build_live_model(
+    model: PreTrainedModel, flat: torch.Tensor, layout: Layout, device: torch.device
+) -> PreTrainedModel:
+    """Re-point every parameter of ``model`` (from :func:`meta_model`) at its view into ``flat``.
+
+    The layout is keyed by the model's own state-dict names (see :mod:`demix.merge.names`). Tied
+    parameters (e.g. ``lm_head.weight`` tied to the input embedding) are one Parameter object shared
+    by several modules, stored once in the layout under its first name and re-pointed once; a
+    persistent buffer in the layout is replaced by its view too.
+    """
+    import torch
 
     by_name = views(flat, layout)
-    # One new Parameter per original Parameter object (tied ones share it).
-    names_of: dict[int, list[str]] = {}
-    params: dict[int, torch.nn.Parameter] = {}
-    for name, p in model.named_parameters(remove_duplicate=False):
-        names_of.setdefault(id(p), []).append(name)
-        params[id(p)] = p
     replacement: dict[int, torch.nn.Parameter] = {}
-    used: set[str] = set()
-    for pid, names in names_of.items():
-        found = [n for n in names if n in by_name]
-        if not found:
-            raise DemixError(f"model parameter {names[0]!r} has no tensor in the checkpoint", path=config_dir)
-        view = by_name[found[0]]
-        if tuple(view.shape) != tuple(params[pid].shape):
-            raise DemixError(
-                f"tensor {found[0]!r} has shape {list(view.shape)} but the model expects "
-                f"{list(params[pid].shape)}",
-                path=config_dir,
-            )
-        replacement[pid] = torch.nn.Parameter(view, requires_grad=False)
-        used.update(found)
-    buffers = dict(model.named_buffers(remove_duplicate=False))
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) not in replacement:  # the first name of a tied group is the one in the layout
+            replacement[id(p)] = torch.nn.Parameter(by_name[name], requires_grad=False)
     for module_name, module in model.named_modules(remove_duplicate=False):
         prefix = f"{module_name}." if module_name else ""
         for attr, p in list(module._parameters.items()):
             if p is not None and id(p) in replacement:
                 module._parameters[attr] = replacement[id(p)]
         for attr in list(module._buffers):
-            full = prefix + attr
-            if full in by_name:  # a persistent buffer saved in the checkpoint: merged like weights
-                module._buffers[attr] = by_name[full]
-                used.add(full)
-    unused = [n for n in by_name if n not in used and n not in buffers]
-    if unused:
-        raise DemixError(f"checkpoint tensor {unused[0]!r} is not a parameter of the model", path=config_dir)
-    model.to(device)  # the non-persistent buffers (rotary tables); parameters are already there
+            if prefix + attr in by_name:  # a persistent buffer stored in the checkpoints: merged too
+                module._buffers[attr] = by_name[prefix + attr]
+    model.to(device)  # type: ignore[arg-type]  # the non-persistent buffers (rotary tables)
     model.eval()
     return model

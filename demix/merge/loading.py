@@ -3,6 +3,7 @@ copying each checkpoint into its row once, straight from the memory-mapped safet
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from demix.errors import DemixError
@@ -63,13 +64,43 @@ def _host_available() -> int | None:
     return None
 
 
-def load_row(stack: torch.Tensor, row: int, ckpt: Checkpoint, layout: Layout) -> None:
+def _converted_tensors(ckpt: Checkpoint, names: list[str]) -> Iterator[tuple[str, torch.Tensor]]:
+    """The model's tensors of a checkpoint whose layout transformers converts on load (fused
+    tensors): loaded by ``from_pretrained`` itself, in the stored dtype."""
+    from transformers import AutoModelForCausalLM
+
+    from demix.util.torchenv import quiet_transformers
+
+    try:
+        with quiet_transformers(errors_only=True):
+            model = AutoModelForCausalLM.from_pretrained(str(ckpt.root), dtype="auto")
+    except (OSError, ValueError, RuntimeError) as e:
+        raise DemixError(f"transformers cannot load the checkpoint: {e}", path=ckpt.root) from None
+    sd = model.state_dict()
+    for n in names:
+        if n not in sd:
+            raise DemixError(f"model parameter {n!r} is not in the loaded checkpoint", path=ckpt.root)
+        yield n, sd[n]
+
+
+def load_row(
+    stack: torch.Tensor, row: int, ckpt: Checkpoint, layout: Layout, sources: dict[str, str] | None
+) -> None:
     """Copy one checkpoint's tensors into row ``row`` of the stack: whole blocks in one copy each
-    tensor, partial blocks at its ends."""
+    tensor, partial blocks at its ends.
+
+    ``sources`` maps each layout name to its stored tensor (:func:`demix.merge.names.plan_names`);
+    ``None`` loads the checkpoint through transformers (a layout it converts on load).
+    """
     view = stack[:, row, :]  # (n_blocks, block), strided
     block = layout.block
     slots = {s.name: s for s in layout.slots}
-    for name, t in read_tensors(ckpt, [s.name for s in layout.slots]):
+    if sources is None:
+        tensors = _converted_tensors(ckpt, list(slots))
+    else:
+        stored = {sources[n]: n for n in slots}
+        tensors = ((stored[s], t) for s, t in read_tensors(ckpt, list(stored)))
+    for name, t in tensors:
         slot = slots[name]
         src = t.reshape(-1)
         pos, end = slot.offset, slot.offset + slot.numel

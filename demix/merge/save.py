@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from demix.errors import DemixError
+from demix.merge.checks import check_tokenizer
 from demix.util.checkpoint import save_hf_checkpoint, tokenizer_files
 from demix.util.hashing import hash_json
 from demix.util.io import write_json_atomic
@@ -37,7 +38,7 @@ def save_checkpoint(
     Args:
         out_dir: the checkpoint directory to write.
         config: the merged model's config (the components').
-        tensors: the merged tensors by checkpoint name (may be views of one buffer).
+        tensors: the merged tensors by the model's state-dict names (may be views of one buffer).
         record: what ``demix_merge.json`` says about the merge (method, weights, components, ...);
             its provenance is added here.
         source: the first component's directory: its ``generation_config.json`` is copied, and its
@@ -48,7 +49,8 @@ def save_checkpoint(
         ``out_dir``.
 
     Raises:
-        DemixError: ``tokenizer_dir`` is given but holds no tokenizer files.
+        DemixError: ``tokenizer_dir`` is given but holds no tokenizer files, or a tokenizer with more
+            tokens than the model's ``vocab_size`` (:func:`demix.merge.checks.check_tokenizer`).
     """
     from safetensors.torch import save_file
 
@@ -57,6 +59,8 @@ def save_checkpoint(
         raise DemixError(
             "no tokenizer files (tokenizer.json, tokenizer_config.json, ...)", path=tokenizer_dir
         )
+    if tokenizer_dir is not None:
+        check_tokenizer(tokenizer_dir, config)  # a proxy must never be written beside a misfit tokenizer
     gen = source / "generation_config.json"
     files = [gen, *tok_files] if gen.is_file() else tok_files
 

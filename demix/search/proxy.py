@@ -19,16 +19,27 @@ from demix.run import RunDir
 from demix.search.scoring import Score
 
 
-def _tokenizer(cfg: ExperimentConfig, run: RunDir) -> Any:
+def _tokenizer_dir(cfg: ExperimentConfig, run: RunDir) -> Path:
     """The run's tokenizer, or (components brought from elsewhere) the first component's."""
     if run.tokenizer.is_dir():
+        return run.tokenizer
+    assert cfg.merge.components is not None
+    return Path(next(iter(cfg.merge.components.values())))
+
+
+def _tokenizer(cfg: ExperimentConfig, run: RunDir, model_config: Any) -> Any:
+    """The tokenizer the proxies are scored with, refused (exit 2) when its ids overrun the embedding."""
+    from demix.merge import check_tokenizer
+
+    tok_dir = _tokenizer_dir(cfg, run)
+    check_tokenizer(tok_dir, model_config)
+    if tok_dir == run.tokenizer:
         from demix.data import load_tokenizer
 
         return load_tokenizer(run)
     from transformers import AutoTokenizer
 
-    assert cfg.merge.components is not None
-    return AutoTokenizer.from_pretrained(str(next(iter(cfg.merge.components.values()))))
+    return AutoTokenizer.from_pretrained(str(tok_dir))
 
 
 class ProxyScorer:
@@ -41,7 +52,8 @@ class ProxyScorer:
         self.cfg = cfg
         self.engine = engine_for_run(cfg, run)
         self.suite = build_tasks(cfg, run)
-        self.evaluator = Evaluator(cfg, run, self.engine.model, _tokenizer(cfg, run), self.suite)
+        tokenizer = _tokenizer(cfg, run, self.engine.model.config)
+        self.evaluator = Evaluator(cfg, run, self.engine.model, tokenizer, self.suite)
 
     def groups(self, role: EvalRole = "search") -> list[str]:
         return list(self.suite.groups(role))
