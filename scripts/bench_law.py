@@ -7,6 +7,10 @@ ratio to the 10 s target, for the default fit (cross-validation picks the expone
 and for the paper's law alone; checks that p = 1 was picked (the data follow the paper's law) and
 that the fit recovered t.
 
+``--regmix``: fit time, peak memory, held-out MAE and Spearman of demix's fit of RegMix's swarm
+(../shared/fixtures/regmix, 17 domains x 13 targets, 512 runs at 1M) beside LightGBM with RegMix's
+settings; Spearman also 1M -> 60M.
+
 ``--fixture``: accuracy on the paper's measured losses (../shared/fixtures/mixing-laws, 70M, step 30000)
 instead: held-out MAE of the overall loss on the 3 seeded 20/6 splits (default grid), leave-one-out
 over the 26 mixtures, both for the default (p chosen by cross-validation) and the paper's law alone,
@@ -22,6 +26,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -125,13 +130,70 @@ def fixture(splits: int) -> None:
     )
 
 
+def _lightgbm(R: np.ndarray, y: np.ndarray, seed: int = 42) -> Any:
+    """RegMix's regressor (sail-sg/regmix regression_fitting/regression.ipynb): LGBMRegressor, gbdt,
+    objective regression, metric l1+l2, 1000 iterations, learning rate 0.01, seed 42, early stopping
+    after 3 rounds without l2 gain on a held-out part of the training rows (theirs: the first 128
+    of 1000; here a seeded 20% of the 512, never the test rows)."""
+    import lightgbm as lgb
+
+    params = {"task": "train", "boosting_type": "gbdt", "objective": "regression", "metric": ["l1", "l2"],
+              "num_iterations": 1000, "seed": seed, "learning_rate": 1e-2, "verbosity": -1, "n_jobs": 1}  # fmt: skip
+    perm = np.random.default_rng(seed).permutation(len(R))
+    va, tr = perm[: len(R) // 5], perm[len(R) // 5 :]
+    gbm = lgb.LGBMRegressor(**params)
+    return gbm.fit(R[tr], y[tr], eval_set=[(R[va], y[va])], eval_metric="l2",
+                   callbacks=[lgb.early_stopping(stopping_rounds=3, verbose=False)])  # fmt: skip
+
+
+def regmix() -> None:
+    """demix's fit of all 13 targets on RegMix's 512 1M runs beside LightGBM with RegMix's settings:
+    fit time, peak memory, Pile-CC held-out MAE and Spearman at 1M, Spearman 1M -> 60M."""
+    import resource
+
+    from demix.util.stats import spearman
+
+    fix = FIX.parent / "regmix"
+    tr, t1, t60 = (read_table(fix / f"{n}.csv") for n in ("train-1m", "test-1m", "test-60m"))
+    i = tr.targets.index("pile_cc")
+    print(f"cpus visible: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}; train {tr.R.shape}, "
+          f"{tr.n_rescaled} rows rescaled; targets {len(tr.targets)}")  # fmt: skip
+
+    def row(name: str, fit_s: float, cpu_s: float, P1: np.ndarray, P60: np.ndarray) -> None:
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+        s1 = np.mean([spearman(P1[:, v], t1.L[:, v]) for v in range(len(tr.targets))])
+        print(f"{name}: fit {fit_s:.2f} s wall / {cpu_s:.2f} s CPU (13 targets), process peak RSS {rss:.2f} GB; "
+              f"pile_cc MAE 1M {np.mean(np.abs(P1[:, i] - t1.L[:, i])):.4f}, Spearman 1M "
+              f"{spearman(P1[:, i], t1.L[:, i]):.3f}, 1M->60M {spearman(P60[:, i], t60.L[:, i]):.3f}; "
+              f"mean Spearman 1M over 13 targets {s1:.3f}")  # fmt: skip
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    models = [_lightgbm(tr.R, tr.L[:, v]) for v in range(len(tr.targets))]
+    w, c = time.perf_counter() - t0, time.process_time() - c0
+    row("LightGBM (RegMix's settings)", w, c, np.column_stack([m.predict(t1.R) for m in models]),
+        np.column_stack([m.predict(t60.R) for m in models]))  # fmt: skip
+    for name, ex in (
+        ("demix default (p by cross-validation)", LawConfig().exponents),
+        ("paper's law", PAPER),
+    ):
+        t0, c0 = time.perf_counter(), time.process_time()
+        law = fit(tr.R, tr.L, LawConfig(exponents=ex), domains=tr.domains, targets=tr.targets)
+        w, c = time.perf_counter() - t0, time.process_time() - c0
+        row(f"{name}, p = {law.exponent:g}, {law.info['starts_per_domain']} starts", w, c,
+            law.predict(t1.R), law.predict(t60.R))  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--fixture", action="store_true", help="accuracy on the paper's measured losses")
     ap.add_argument("--splits", type=int, default=0, help="with --fixture: also N splits at 70M-410M")
+    ap.add_argument("--regmix", action="store_true", help="RegMix's swarm: demix beside LightGBM")
     args = ap.parse_args()
+    if args.regmix:
+        regmix()
+        return
     if args.fixture:
         fixture(args.splits)
         return

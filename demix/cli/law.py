@@ -57,6 +57,12 @@ def _print_law(law: MixingLaw) -> None:
         typer.echo(f"{t:<{width}} c={law.c[i]:.4f} k={law.k[i]:.4f}  {cells}")
 
 
+def _rescaled_note(n: int) -> str:
+    return (
+        f"rescaled {n} row{'s' if n != 1 else ''} whose shares sum to 1 only within their written precision"
+    )
+
+
 law_app = typer.Typer(
     help="Fit, predict, optimise and cross-check the data-mixing law.", no_args_is_help=True
 )
@@ -121,6 +127,8 @@ def fit_cmd(
         table, dest, lc, cfg=cfg, run_root=run_root, references=references, weights=weights,
         target_step=step, target_size=target_size,
     )  # fmt: skip
+    if res.rescaled:
+        typer.echo(_rescaled_note(res.rescaled))
     if res.overall is not None:
         typer.echo(f"overall loss: {res.overall}")
     _print_law(res.law)
@@ -141,7 +149,9 @@ def predict_cmd(
     import demix.law as law
 
     fitted = law.load_fit(fit_json)
-    P, agg = law.write_predictions(fitted, mixtures, out)
+    P, agg, rescaled = law.write_predictions(fitted, mixtures, out)
+    if rescaled:
+        typer.echo(_rescaled_note(rescaled))
     typer.echo(f"predicted {len(P)} mixtures x {len(fitted.targets)} domains -> {out}")
     if agg is not None:
         typer.echo(f"overall loss: min {np.min(agg):.4f}, max {np.max(agg):.4f}")

@@ -15,7 +15,8 @@ Public API::
     check(cfg, run) -> dict   # writes law/check.json;  fit_and_save(source, dest, cfg.law, ...) -> FitResult
 
 The core is pure (arrays in, arrays and dataclasses out): ``batch`` (the batched
-Huber/Levenberg-Marquardt solver every fit uses), ``mixing`` (the law), ``scaling`` (step and size
+Huber/Levenberg-Marquardt solver every fit uses), ``mixing`` (the law), ``starts`` (its start
+grid, subsampled where many mixtures × domains make the paper's 6000 wasteful), ``scaling`` (step and size
 laws), ``aggregate`` (the overall loss: given, learned weights), ``optimize`` (the law optimum
 under the search's constraints, stated on r by :mod:`demix.mixture.bounds`), ``holdout`` (errors
 on held-out rows), ``table`` (:class:`LawTable`). Files live in two modules: ``files`` (the user's
@@ -28,7 +29,7 @@ from __future__ import annotations
 from demix.law.aggregate import OVERALL, fit_with_overall, split_overall
 from demix.law.files import load_fit, read_loss_weights, read_table, save_fit, tidy_to_wide, write_predictions
 from demix.law.holdout import holdout_errors
-from demix.law.mixing import MixingLaw, fit, learn_aggregate_weights, make_starts
+from demix.law.mixing import MixingLaw, fit, learn_aggregate_weights
 from demix.law.optimize import Optimum, optimize, optimize_for
 from demix.law.scaling import Extrapolated, PowerLaws, at_target, fit_power_laws, nested_extrapolate
 from demix.law.stage import (
@@ -40,6 +41,7 @@ from demix.law.stage import (
     read_references,
     resolve_input,
 )
+from demix.law.starts import make_starts
 from demix.law.table import LawTable
 from demix.mixture.bounds import RatioBounds, bounds_for
 

@@ -8,9 +8,10 @@ rows of X sum to 1 (the mixing law), b is a common shift of t and is left out (`
 The loss is the summed Huber loss (as in Ye et al.). It is minimised by Levenberg-Marquardt on
 iteratively reweighted least squares (a Huber residual beyond δ gets weight δ/|res|), for all
 problems and all their starts at once: tensors are (P problems, S starts, ...), the normal
-equations (P, S, p, p) are built with two matmuls and solved in one batched call. A step is kept
-per start only when it lowers that start's Huber loss, so every start descends monotonically, and
-the best start of each problem (lowest training loss) wins. There is no Python loop over fits.
+equations (P, S, p, p) are built with matmuls (JᵀWJ from its upper triangle) and solved by one
+batched Cholesky. A step is kept per start only when it lowers that start's Huber loss, so every
+start descends monotonically, and the best start of each problem (lowest training loss) wins. There is no Python loop over fits,
+only over chunks of (problem, start) rows, which bound the working memory (``CHUNK``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 Z_MAX = 60.0  # exponents are clipped here so a wild start cannot overflow
+CHUNK = 1 << 18  # (row, point) numbers per working tensor: rows descend in chunks of CHUNK // n
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,8 @@ class _Problem:
     """What stays fixed while the starts descend: the design, the penalty, the Huber threshold."""
 
     Xa: Any  # (n, q) shared exponent design [1, x] (or x without intercept), or (P, n, q)
-    XX: Any  # (n, q*q) row-wise outer products of Xa, or (P, n, q*q)
+    XX: Any  # (n, q(q+1)/2) row-wise outer products of Xa, upper triangle, or (P, n, ·)
+    tri: Any  # (q*q,) where each entry of the q × q block sits in the upper triangle
     Q: Any  # (p, p) Hessian of the ridge penalty
     eye: Any  # (p, p) a tiny diagonal that keeps the normal equations solvable
     delta: float
@@ -85,17 +88,21 @@ def _problem(Xin: Any, P: int, p: int, *, delta: float, ridge: float, intercept:
     ones = torch.ones(n, 1, dtype=f64)
     if Xin.ndim == 2:
         Xa = torch.cat([ones, Xin], dim=1) if intercept else Xin  # (n, q)
-        XX = (Xa[:, :, None] * Xa[:, None, :]).reshape(n, q * q)
     else:
         Xa = torch.cat([ones.expand(P, n, 1), Xin], dim=2) if intercept else Xin  # (P, n, q)
-        XX = (Xa[..., :, None] * Xa[..., None, :]).reshape(P, n, q * q)
+    # JᵀWJ is symmetric: only its upper triangle is built (half the matmul at 17 domains).
+    iu = torch.triu_indices(q, q)
+    XX = Xa[..., iu[0]] * Xa[..., iu[1]]
+    full = torch.empty(q, q, dtype=torch.long)  # (i, j) -> its place in the triangle, both halves
+    full[iu[0], iu[1]] = torch.arange(iu.shape[1])
+    full[iu[1], iu[0]] = torch.arange(iu.shape[1])
     # Penalty 0.5·ridge·|t|² (|t - mean t|² when b is folded into t); Q is its Hessian.
     Q = torch.zeros(p, p, dtype=f64)
     if intercept:
         Q[2:, 2:] = ridge * torch.eye(d, dtype=f64)
     else:
         Q[1:, 1:] = ridge * (torch.eye(d, dtype=f64) - 1.0 / d)
-    return _Problem(Xa, XX, Q, 1e-12 * torch.eye(p, dtype=f64), delta, ridge, intercept)
+    return _Problem(Xa, XX, full.reshape(-1), Q, 1e-12 * torch.eye(p, dtype=f64), delta, ridge, intercept)
 
 
 def _penalised(pr: _Problem, th: Any) -> Any:
@@ -115,13 +122,13 @@ def _forward(pr: _Problem, th: Any, Xa: Any, y: Any, m: Any) -> tuple[Any, Any, 
     Huber loss (B,)."""
     torch = _torch()
     z = th[:, 1:] @ Xa.T if Xa.ndim == 2 else torch.bmm(Xa, th[:, 1:, None])[..., 0]  # (B, n)
-    g = torch.exp(z.clamp(max=Z_MAX))
-    res = torch.exp(th[:, 0:1]) + g - y
+    g = z.clamp_(max=Z_MAX).exp_()  # in place: every (B, n) temporary is a pass over memory
+    res = (g + torch.exp(th[:, 0:1])).sub_(y)
     ar = res.abs()
     q = ar.clamp(max=pr.delta)
-    hub = q * (ar - 0.5 * q)  # Huber: 0.5 res^2 within delta, delta (|res| - delta/2) beyond
+    hub = ar.sub_(q, alpha=0.5).mul_(q)  # Huber: 0.5 res^2 within delta, delta (|res| - delta/2) beyond
     if m is not None:
-        hub = hub * m
+        hub.mul_(m)
     return g, res, hub.sum(-1) + 0.5 * pr.ridge * (_penalised(pr, th) ** 2).sum(-1)
 
 
@@ -138,7 +145,7 @@ class _Active:
     y: Any  # (B, n) targets
     m: Any  # (B, n) mask, or None
     Xa: Any  # design: shared (n, q), or (B, n, q) one per row
-    XX: Any  # (n, q*q) or (B, n, q*q)
+    XX: Any  # (n, q(q+1)/2) or (B, n, q(q+1)/2)
 
     def keep(self, keep: Any, shared: bool) -> None:
         """Drop the rows where ``keep`` is False."""
@@ -159,25 +166,28 @@ def _lm_candidate(pr: _Problem, a: _Active) -> tuple[Any, Any]:
     torch = _torch()
     f64 = a.theta.dtype
     B, p = a.theta.shape
-    q = p - 1
-    w = torch.clamp(pr.delta / a.res.abs(), max=1.0)  # IRLS weights (B, n); delta / 0 = inf -> 1
+    w = (pr.delta / a.res.abs()).clamp_(max=1.0)  # IRLS weights (B, n); delta / 0 = inf -> 1
     if a.m is not None:
-        w = w * a.m
+        w.mul_(a.m)
+    wg = w * a.g
     ea = torch.exp(a.theta[:, 0])  # (B,) c
     A = torch.empty(B, p, p, dtype=f64)  # JᵀWJ: the Jacobian is [c, g·xa]
-    A[:, 1:, 1:] = _mm(w * a.g * a.g, a.XX).reshape(B, q, q)
-    cross = ea[:, None] * _mm(w * a.g, a.Xa)
+    q = p - 1
+    A[:, 1:, 1:] = _mm(wg * a.g, a.XX)[:, pr.tri].reshape(B, q, q)
+    cross = ea[:, None] * _mm(wg, a.Xa)
     A[:, 0, 1:] = cross
     A[:, 1:, 0] = cross
     A[:, 0, 0] = ea * ea * w.sum(-1)
     grad = torch.empty(B, p, dtype=f64)  # JᵀW res
     grad[:, 0] = ea * (w * a.res).sum(-1)
-    grad[:, 1:] = _mm(w * a.g * a.res, a.Xa)
+    grad[:, 1:] = _mm(wg.mul_(a.res), a.Xa)
     grad[:, pr.first_t :] += pr.ridge * _penalised(pr, a.theta)
     A += pr.Q  # the penalty's Hessian
     diag = torch.diagonal(A, dim1=-2, dim2=-1).clamp(min=1e-12)
     H = A + torch.diag_embed(a.lam[:, None] * diag) + pr.eye
-    step, info = torch.linalg.solve_ex(H, grad[..., None])
+    # H is symmetric positive definite: Cholesky (half LU's work); a failed one is a rejected step.
+    Lc, info = torch.linalg.cholesky_ex(H)
+    step = torch.cholesky_solve(grad[..., None], Lc)
     return a.theta - step[..., 0], info
 
 
@@ -259,15 +269,42 @@ def fit_batched(
         st = st.expand(P, *st.shape)  # (P, S, p)
     S, p = st.shape[1], st.shape[2]
     pr = _problem(Xin, P, p, delta=delta, ridge=ridge, intercept=intercept)
-    # Rows are (problem, start) pairs, flattened; converged rows leave the working set.
+    # Rows are (problem, start) pairs, flattened, and descend in chunks of about CHUNK numbers per
+    # (row, point) tensor: a whole-batch temporary (78,000 rows × 512 points = 160 MB) would be
+    # mapped and zeroed anew by the allocator at every operation, which cost more system time
+    # than the arithmetic; chunks stay in the heap and the cache.
     theta_all = st.reshape(P * S, p).clone()  # (P·S, p)
-    pid = torch.arange(P).repeat_interleave(S)  # (P·S,) problem of each row
+    loss_all = torch.empty(P * S, dtype=f64)
+    n = Yp.shape[1]
+    step = max(1, CHUNK // max(n, 1))
+    iterations = 0
+    for lo in range(0, P * S, step):
+        sl = slice(lo, min(lo + step, P * S))
+        iterations = max(iterations, _descend(pr, theta_all, loss_all, sl, S, Yp, Mp, max_iter, tol))
+    return _best(theta_all.reshape(P, S, p), loss_all.reshape(P, S), iterations, keep_all)
+
+
+def _descend(
+    pr: _Problem,
+    theta_all: Any,
+    loss_all: Any,
+    sl: slice,
+    S: int,
+    Yp: Any,
+    Mp: Any,
+    max_iter: int,
+    tol: float,
+) -> int:
+    """LM on the rows ``sl`` of theta_all (P·S, p) until each converges; writes theta and loss back."""
+    torch = _torch()
+    rows = torch.arange(sl.start, sl.stop)
+    pid = rows // S  # problem of each row
     Xa, XX = (pr.Xa, pr.XX) if pr.shared else (pr.Xa[pid], pr.XX[pid])
     y, m = Yp[pid], (None if Mp is None else Mp[pid])
-    g, res, loss = _forward(pr, theta_all, Xa, y, m)
-    loss_all = loss.clone()  # (P·S,)
-    lam = torch.full((P * S,), 1e-3, dtype=f64)
-    a = _Active(torch.arange(P * S), theta_all.clone(), g, res, loss, lam, y, m, Xa, XX)
+    theta = theta_all[sl].clone()
+    g, res, loss = _forward(pr, theta, Xa, y, m)
+    lam = torch.full((len(rows),), 1e-3, dtype=theta.dtype)
+    a = _Active(rows, theta, g, res, loss, lam, y, m, Xa, XX)
     iterations = 0
     for _ in range(max_iter):
         iterations += 1
@@ -281,4 +318,4 @@ def fit_batched(
     if len(a.rows):
         theta_all[a.rows] = a.theta
         loss_all[a.rows] = a.loss
-    return _best(theta_all.reshape(P, S, p), loss_all.reshape(P, S), iterations, keep_all)
+    return iterations

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,13 +21,48 @@ import numpy as np
 from demix.errors import DataError, StageError
 from demix.law.mixing import MixingLaw
 from demix.law.table import LawTable
-from demix.util.io import read_json, write_json_atomic, write_text_atomic
+from demix.util.io import read_json, read_text, write_json_atomic, write_text_atomic
 from demix.util.units import parse_quantity
 
 if TYPE_CHECKING:
     from demix.run import RunDir
 
-SUM_TOL = 1e-3  # tolerance on Σ mix:<d> = 1 (tables are often written with a few digits)
+SUM_TOL = 1e-3  # least tolerance on Σ mix:<d> = 1, whatever the digits written
+RESCALED = 1e-9  # a row whose sum misses 1 by more is counted as rescaled (float noise is not)
+NAMED = 5  # rows named when proportions do not sum to 1
+
+
+def _decimals(text: str) -> int:
+    """Digits written after the point: 3 for '0.004', 1 for '0.0', 5 for '1e-05'."""
+    try:
+        e = Decimal(text.strip()).as_tuple().exponent
+    except InvalidOperation:
+        return 0
+    return max(0, -e) if isinstance(e, int) else 0
+
+
+def sum_tolerance(cells: list[str]) -> float:
+    """How far a row of K shares written with d decimals may miss 1 by rounding alone: K · ½·10^-d.
+
+    d is the most decimals of any cell in the row ('0.0' beside '0.004' was rounded to 3 decimals
+    too); never less than ``SUM_TOL``. 17 shares with 3 decimals: 0.0085.
+    """
+    d = max(_decimals(c) for c in cells)
+    return max(SUM_TOL, len(cells) * 0.5 * 10.0**-d)
+
+
+def _check_sums(sums: list[float], tols: list[float], ids: list[int], mix: list[str], path: Path) -> None:
+    """Raise naming every row (the first few) whose shares miss 1 by more than their precision allows."""
+    bad = [j for j, (s, tol) in enumerate(zip(sums, tols, strict=True)) if abs(s - 1.0) > tol]
+    if not bad:
+        return
+    named = ", ".join(f"row {ids[j]} sums to {sums[j]:.6g} (allowed ±{tols[j]:.2g})" for j in bad[:NAMED])
+    more = f", and {len(bad) - NAMED} more" if len(bad) > NAMED else ""
+    raise DataError(
+        f"{len(bad)} of {len(sums)} rows, columns {mix[0]!r}..{mix[-1]!r}: proportions do not sum to 1 "
+        f"within the precision they are written with: {named}{more}",
+        path=path,
+    )
 
 
 def _num(text: str, path: Path, row: int, col: str, *, allow_empty: bool) -> float:
@@ -45,14 +81,18 @@ def _num(text: str, path: Path, row: int, col: str, *, allow_empty: bool) -> flo
 def read_table(path: str | Path, *, require_loss: bool = True) -> LawTable:
     """Read a measurement CSV (see module docstring); ``require_loss=False`` for mixtures to predict.
 
+    Shares are rescaled to sum to 1 when they miss it by no more than their written precision
+    allows (:func:`sum_tolerance`); ``LawTable.rescaled`` marks those rows.
+
     Raises:
         DataError: unreadable file, missing ``mix:``/``loss:`` columns, a value that is not a
-            number, negative ratios or ratios that do not sum to 1, naming the row and column.
+            number, negative ratios, or rows whose ratios miss 1 by more (their count, the first
+            few named).
     """
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise DataError("no such file", path=p)
-    with p.open(newline="", encoding="utf-8") as f:
+    with io.StringIO(read_text(p, "CSV file"), newline="") as f:
         reader = csv.DictReader(f)
         header = [h.strip() for h in (reader.fieldnames or [])]
         mix = [h for h in header if h.startswith("mix:")]
@@ -63,25 +103,24 @@ def read_table(path: str | Path, *, require_loss: bool = True) -> LawTable:
             raise DataError("missing columns: no 'loss:<validation domain>' column", path=p)
         has_state, has_step, has_size = "state" in header, "step" in header, "model_size" in header
         R, L, S, N, ids = [], [], [], [], []
+        sums: list[float] = []
+        tols: list[float] = []
         for i, raw in enumerate(reader, start=1):
             row = {(k or "").strip(): (v if v is not None else "") for k, v in raw.items()}
             if None in raw:
                 raise DataError(f"row {i}: more cells than columns", path=p)
             if require_loss and has_state and row.get("state", "COMPLETE").strip() not in ("", "COMPLETE"):
                 continue
-            missing = [c for c in mix + loss if row.get(c) is None]
+            missing = [k.strip() for k, v in raw.items() if k is not None and v is None]  # a short row
             if missing:
                 raise DataError(f"row {i}, column {missing[0]!r}: missing value", path=p)
             r = np.array([_num(row[c], p, i, c, allow_empty=False) for c in mix])
             neg = np.flatnonzero(r < 0)
             if neg.size:
                 raise DataError(f"row {i}, column {mix[neg[0]]!r}: negative proportion {r[neg[0]]:g}", path=p)
-            if abs(r.sum() - 1.0) > SUM_TOL:
-                raise DataError(
-                    f"row {i}, columns {mix[0]!r}..{mix[-1]!r}: proportions sum to {r.sum():.6g}, not 1",
-                    path=p,
-                )
-            R.append(r / r.sum())
+            sums.append(float(r.sum()))
+            tols.append(sum_tolerance([row[c] for c in mix]))
+            R.append(r / r.sum() if r.sum() > 0 else r)
             L.append([_num(row[c], p, i, c, allow_empty=True) for c in loss])
             if has_step:
                 S.append(_num(row["step"], p, i, "step", allow_empty=False))
@@ -90,6 +129,7 @@ def read_table(path: str | Path, *, require_loss: bool = True) -> LawTable:
             ids.append(i)
     if not R:
         raise DataError("no data rows", path=p)
+    _check_sums(sums, tols, ids, mix, p)
     return LawTable(
         [c[4:] for c in mix],
         [c[5:] for c in loss],
@@ -99,6 +139,7 @@ def read_table(path: str | Path, *, require_loss: bool = True) -> LawTable:
         np.array(N) if has_size else None,
         np.array(ids),
         str(p),
+        np.abs(np.array(sums) - 1.0) > RESCALED,
     )
 
 
@@ -111,7 +152,7 @@ def tidy_to_wide(path: str | Path, out: str | Path | None = None) -> list[dict[s
     as CSV when given.
     """
     p = Path(path)
-    with p.open(newline="", encoding="utf-8") as f:
+    with io.StringIO(read_text(p, "CSV file"), newline="") as f:
         reader = csv.DictReader(f)
         rcols = [c for c in (reader.fieldnames or []) if re.fullmatch(r"r\d+", c)]
         wide: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -168,16 +209,25 @@ def read_loss_weights(path: Path | None, targets: list[str]) -> np.ndarray | Non
     unknown = sorted(set(doc) - set(targets))
     if unknown:
         raise DataError(f"{unknown[0]!r} is not a validation domain of the table ({targets})", path=path)
+    bad = [
+        k
+        for k, v in doc.items()
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < float("inf")
+    ]
+    if bad or not any(doc.values()):
+        what = f"{bad[0]!r}: {doc[bad[0]]!r} is not a finite number >= 0" if bad else "all weights are 0"
+        raise DataError(f"{what} (weights of the overall loss)", path=path)
     return np.array([float(doc.get(t, 0.0)) for t in targets])
 
 
-def write_predictions(law: MixingLaw, mixtures: Path, out: Path) -> tuple[np.ndarray, np.ndarray | None]:
+def write_predictions(law: MixingLaw, mixtures: Path, out: Path) -> tuple[np.ndarray, np.ndarray | None, int]:
     """Predict the mixtures of a ``mix:<d>`` CSV; write its rows plus ``pred:<target>`` columns.
 
     ``pred:aggregate`` (the overall loss) is added when the law knows its aggregation weights.
 
     Returns:
-        (n, V) per-domain predictions and the (n,) overall loss, or ``None`` without weights.
+        (n, V) per-domain predictions, the (n,) overall loss (``None`` without weights), and how
+        many rows' shares were rescaled to sum to 1 (:func:`read_table`).
 
     Raises:
         DataError: the CSV's ``mix:`` columns are not exactly the law's domains.
@@ -194,7 +244,7 @@ def write_predictions(law: MixingLaw, mixtures: Path, out: Path) -> tuple[np.nda
     R = table.R[:, [table.domains.index(d) for d in law.domains]]  # (n, K) in the law's order
     P = law.predict(R)  # (n, V)
     agg = law.predict_aggregate(R) if law.aggregate is not None else None
-    with mixtures.open(newline="", encoding="utf-8") as f:
+    with io.StringIO(read_text(mixtures, "CSV file"), newline="") as f:
         rows = list(csv.DictReader(f))
     cols = list(rows[0].keys()) if rows else []
     cols += [f"pred:{t}" for t in law.targets] + (["pred:aggregate"] if agg is not None else [])
@@ -207,4 +257,4 @@ def write_predictions(law: MixingLaw, mixtures: Path, out: Path) -> tuple[np.nda
             row["pred:aggregate"] = f"{agg[j]:.6g}"
         w.writerow(row)
     write_text_atomic(out, buf.getvalue())
-    return P, agg
+    return P, agg, table.n_rescaled

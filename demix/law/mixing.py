@@ -28,6 +28,7 @@ import numpy as np
 
 from demix.errors import DemixError
 from demix.law.batch import fit_batched, predict
+from demix.law.starts import scaled_starts, start_grid
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -167,19 +168,6 @@ def torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
-def make_starts(cfg: LawConfig, K: int, diagonal: int | None, rng: np.random.Generator) -> np.ndarray:
-    """The paper's grid: log c × log k × random t (t_ii ~ -U(0,1), others ~ 0.1·U(0,1)) -> (S, K+2)."""
-    lc = np.linspace(*cfg.log_c_grid[:2], int(cfg.log_c_grid[2]))
-    lk = np.linspace(*cfg.log_k_grid[:2], int(cfg.log_k_grid[2]))
-    ga, gb = np.meshgrid(lc, lk, indexing="ij")
-    a = np.repeat(ga.ravel(), cfg.random_t)
-    b = np.repeat(gb.ravel(), cfg.random_t)
-    t = 0.1 * rng.uniform(0.0, 1.0, (a.size, K))
-    if diagonal is not None:
-        t[:, diagonal] = -rng.uniform(0.0, 1.0, a.size)
-    return np.column_stack([a, b, t])
-
-
 def fit(
     R: np.ndarray,
     L: np.ndarray,
@@ -250,16 +238,6 @@ def fit(
     return law.with_aggregate(agg) if agg is not None else law
 
 
-def _starts(cfg: LawConfig, K: int, diag: list[int | None], p: float, seed: int) -> np.ndarray:
-    """The start grid (V, S, ·) for exponent p; for p = 1, log k folded into t."""
-    rng = np.random.default_rng(seed)
-    starts = np.stack([make_starts(cfg, K, d, rng) for d in diag])  # (V, S, K+2)
-    if p != 1.0:
-        return starts
-    # Σ_j r_j = 1, so log k is a common shift of t: fold it in (a start (a, b, t) -> (a, t + b)).
-    return np.concatenate([starts[..., :1], starts[..., 2:] + starts[..., 1:2]], axis=-1)
-
-
 def _fit_at(
     R: np.ndarray,
     L: np.ndarray,
@@ -270,31 +248,41 @@ def _fit_at(
     seed: int,
     *,
     n_starts: int | None = None,
+    floor: int | None = None,
+    budget: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Best parameters per domain at exponent p: theta (V, ·), training loss (V,), fit info.
 
     theta is (log c, t) for p = 1 (log k folded into t) and (log c, log k, t) otherwise.
     ``mask`` (n, V) weights the rows per domain (0: left out). ``n_starts`` caps the grid (a random
-    subset, for the cross-validation's many small fits).
+    subset, for the cross-validation's many small fits); where many mixtures make each start
+    costly, :func:`scaled_starts` caps it further, not below ``floor`` (default ``law.min_starts``).
     """
-    starts = _starts(cfg, R.shape[1], diag, p, seed)
-    if n_starts is not None and starts.shape[1] > n_starts:
-        pick = np.random.default_rng(seed).choice(starts.shape[1], n_starts, replace=False)
+    starts = start_grid(cfg, R.shape[1], diag, p, seed)
+    grid = int(starts.shape[1])
+    want = grid if n_starts is None else min(grid, n_starts)
+    n_fit = int((mask > 0).sum(axis=0).max())
+    floor = cfg.min_starts if floor is None else floor
+    use = scaled_starts(want, floor, n_fit, R.shape[1], cfg.start_budget if budget is None else budget)
+    if use < grid:
+        pick = np.random.default_rng(seed).choice(grid, use, replace=False)
         starts = starts[:, np.sort(pick)]
+    polish = min(cfg.polish, max(4, cfg.polish * use // want))  # fewer starts, fewer to polish
     X = _features(R, p)
     Y, M = np.nan_to_num(L).T, mask.T
     kw: dict[str, Any] = {"delta": cfg.huber_delta, "mask": M, "ridge": cfg.ridge, "intercept": p != 1.0}
-    total, first_iters = int(starts.shape[1]), 0
-    if cfg.polish and starts.shape[1] > cfg.polish:
+    first_iters = 0
+    if polish and use > polish:
         # Every start in float32, then the best `polish` per domain again in float64.
         first = fit_batched(X, Y, starts, max_iter=cfg.screen_iter, single=True, keep_all=True, **kw)
         assert first.all_theta is not None and first.all_loss is not None
-        top = np.argsort(first.all_loss, axis=1, kind="stable")[:, : cfg.polish]
+        top = np.argsort(first.all_loss, axis=1, kind="stable")[:, :polish]
         first_iters = first.iterations
         starts = np.take_along_axis(first.all_theta, top[..., None], axis=1)
     res = fit_batched(X, Y, starts, max_iter=cfg.max_iter, **kw)
     info = {
-        "starts_per_domain": total,
+        "starts_per_domain": use,
+        "start_grid": grid,
         "polished_in_float64": int(starts.shape[1]),
         "iterations": int(first_iters + res.iterations),
     }
@@ -350,7 +338,18 @@ def choose_exponent(
     err = dict.fromkeys(ps, 0.0)
     count = 0.0
     fitted = {
-        p: _fit_at(R, L_all, M_all, cfg, diag * len(usable), p, cfg.seed + 1, n_starts=cfg.cv_starts)[0]
+        p: _fit_at(
+            R,
+            L_all,
+            M_all,
+            cfg,
+            diag * len(usable),
+            p,
+            cfg.seed + 1,
+            n_starts=cfg.cv_starts,
+            floor=max(1, cfg.min_starts // 8),
+            budget=cfg.start_budget / folds,
+        )[0]
         for p in ps
     }
     for j, f in enumerate(usable):

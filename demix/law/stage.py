@@ -306,6 +306,7 @@ class FitResult:
         mixtures: rows (mixtures) fitted, after the nested extrapolation to the target step/size.
         fit_error: mean absolute error of the law on the losses it was fitted to.
         overall: how a measured ``loss:overall`` was aggregated (``None`` without that column).
+        rescaled: rows whose written shares missed 1 within their precision and were rescaled.
     """
 
     law: MixingLaw
@@ -313,6 +314,7 @@ class FitResult:
     mixtures: int
     fit_error: float
     overall: str | None = None
+    rescaled: int = 0
 
 
 def fit_and_save(
@@ -381,9 +383,10 @@ def fit_and_save(
         "source": str(source),
         "nested": {"target_step": ext.step, "target_size": ext.size, "step_curves": ext.curves},
         "mixtures_fitted": len(ext.R),
+        "rows_rescaled": table.n_rescaled,
         "provenance": provenance(inputs),
     }
     save_fit(law, dest, extra)
     measured = L if L.shape[1] or overall is None else overall[:, None]
     fit_error = float(np.nanmean(np.abs(law.predict(ext.R) - measured)))
-    return FitResult(law, dest, len(ext.R), fit_error, note)
+    return FitResult(law, dest, len(ext.R), fit_error, note, table.n_rescaled)

@@ -19,6 +19,8 @@ class LawTable:
         step, size: (n,) or ``None`` when the column is absent.
         rows: (n,) the CSV data-row number of each row (1 = first row after the header).
         source: where it was read from.
+        rescaled: (n,) True where the written shares missed 1 (within their precision) and were
+            rescaled; ``None`` when not read from a table.
     """
 
     domains: list[str]
@@ -29,6 +31,12 @@ class LawTable:
     size: np.ndarray | None
     rows: np.ndarray
     source: str
+    rescaled: np.ndarray | None = None
+
+    @property
+    def n_rescaled(self) -> int:
+        """Rows whose written shares were rescaled to sum to 1."""
+        return 0 if self.rescaled is None else int(np.count_nonzero(self.rescaled))
 
     def subset(self, idx: np.ndarray) -> LawTable:
 
@@ -37,5 +45,5 @@ class LawTable:
 
         return LawTable(
             self.domains, self.targets, self.R[idx], self.L[idx], pick(self.step), pick(self.size),
-            self.rows[idx], self.source,
+            self.rows[idx], self.source, pick(self.rescaled),
         )  # fmt: skip
