@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv demo test lint typecheck pytest clean
+.PHONY: venv demo test lint typecheck pytest wheel-check clean
 
 $(BIN)/demix: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ pytest: venv
 	$(BIN)/python -m pytest -q --durations=15
 
 test: lint typecheck pytest
+
+# Build the wheel, install it into a fresh virtualenv, use it from another directory (CI runs this).
+wheel-check: venv
+	VENV=$(VENV) scripts/ci_wheel.sh
 
 clean:
 	rm -rf $(VENV) runs/demo .pytest_cache .mypy_cache .ruff_cache

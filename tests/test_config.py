@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from demix.errors import ConfigError
 from tests.conftest import REPO, TINY_CONFIG
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
-RECIPES = sorted((REPO / "corpora").glob("*.yaml"))
+RECIPES = sorted((REPO / "demix" / "recipes").glob("*.yaml"))
 
 
 def _demix(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -175,3 +176,98 @@ def test_cli_set_override_and_validate(tmp_path: Path) -> None:
         _demix("config", "validate", str(TINY_CONFIG), "--set", "tokenizer.vocab_size=-1"),
         "tokenizer.vocab_size",
     )
+
+
+def test_validate_reports_every_later_rule_at_once_naming_each_key(tmp_path: Path) -> None:
+    proc = _demix(
+        "config", "validate", str(TINY_CONFIG),
+        "--set", "search.sampler=demix", "--set", "search.objectives=groups",
+        "--set", "merge.method=nonsense",
+        "--set", "search.constraints.max={prose: 0.2}",
+        "--set", f"evaluate.include_paths=[{tmp_path / 'no-tasks'}]",
+        "--set", "search.storage=postgresql://u:secret@host:notaport/db",
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    err = proc.stderr
+    assert err.startswith(f"error: {TINY_CONFIG}: 5 problems:")
+    for key in ("search.sampler=demix", "merge.method", "search.constraints", "evaluate.include_paths[0]"):
+        assert key in err, err
+    assert "search.storage" in err and "secret" not in err
+
+
+@pytest.mark.parametrize(
+    ("sets", "needle"),
+    [
+        (["search.sampler=demix", "search.objectives=groups"], "search.sampler=demix"),
+        (["search.sampler=cmaes", "search.objectives=groups"], "search.sampler=cmaes"),
+        (["merge.method=nonsense"], "merge.method: "),
+        (["search.constraints.fixed={prose: 0.3}"], "beta=0.5 prose"),  # beta already gives prose 0.5
+        (["search.constraints.groups=[{domains: [code, math], min: 0.9}]"], "search.constraints"),
+        # the epoch cap once token counts are known: 4 epochs of 1000 tokens cannot fill 1M tokens
+        (
+            ["search.token_counts={prose: 1000, code: 1000, math: 1000, comments: 1000, tables: 1000}"],
+            "epoch cap",
+        ),
+        (["evaluate.tasks=[{name: demix_bpb_prose}]"], "the prefix demix_ is reserved for built-in tasks"),
+        (["evaluate.builtin.kinds={poetry: cloze}"], "evaluate.builtin.kinds: 'poetry'"),
+    ],
+)
+def test_rules_of_later_stages_fail_load(sets: list[str], needle: str) -> None:
+    from demix.cli.common import load
+
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        load(TINY_CONFIG, sets)
+    cfg, _ = load(TINY_CONFIG, sets, check=False)  # the schema alone accepts them
+    assert cfg.name == "tiny"
+
+
+def test_shipped_configs_pass_every_rule() -> None:
+    from demix.preflight import problems
+
+    for path in [TINY_CONFIG, REPO / "configs" / "demo.yaml"]:
+        assert problems(load_config(path)) == []
+
+
+def test_recipes_ship_in_the_package_and_load_from_anywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from importlib import resources
+
+    from demix.config.load import recipe_text, shipped_recipes
+
+    assert shipped_recipes() == sorted(p.stem for p in RECIPES) and "demo" in shipped_recipes()
+    assert resources.files("demix").joinpath("recipes", "demo.yaml").is_file()
+    monkeypatch.chdir(tmp_path)  # no corpora/ or configs/ here
+    assert load_config(TINY_CONFIG).domains == load_config(REPO / "configs" / "demo.yaml").domains
+    # a recipe given as a path: relative to the working directory, else to the config's directory
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "mine.yaml").write_text(
+        recipe_text("demo").replace("general: prose", "general: code")
+    )
+    path = _write(tmp_path / "cfg", {"name": "mine", "corpora": {"recipe": "mine.yaml"}})
+    assert load_config(path).general == "code"
+
+
+def test_config_recipe_prints_a_shipped_recipe(capsys: pytest.CaptureFixture[str]) -> None:
+    from demix.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["config", "recipe", "demo"])
+    assert e.value.code == 0
+    assert yaml.safe_load(capsys.readouterr().out)["general"] == "prose"
+    with pytest.raises(SystemExit) as e:
+        main(["config", "recipe", "nope"])
+    assert e.value.code == 2 and "'nope'" in capsys.readouterr().err
+
+
+def test_task_names_are_looked_up_in_include_paths_then_lm_eval(tmp_path: Path) -> None:
+    from demix.cli.common import load
+
+    (tmp_path / "mine.yaml").write_text("group: my_group\ntask:\n  - my_task_a\n")
+    sets = [f"evaluate.include_paths=[{tmp_path}]", "evaluate.builtin.accuracy_objective=true"]
+    tasks = (
+        "evaluate.tasks=[{name: my_group}, {name: my_task_a, role: report}, {name: arc_easy, role: report}]"
+    )
+    load(TINY_CONFIG, [*sets, tasks])  # defined under the include path, or by lm-eval itself
+    with pytest.raises(ConfigError, match="lm-eval does not know the task 'no_such_task_zz'"):
+        load(TINY_CONFIG, [*sets, "evaluate.tasks=[{name: no_such_task_zz}]"])

@@ -32,6 +32,7 @@ LAYERS = (
     "export",
     "validate",
     "report",
+    "preflight",
     "pipeline",
     "cli",
     "__main__",

@@ -50,8 +50,10 @@ def load(
     *,
     flags: Mapping[str, Any] | None = None,
     defaults: Mapping[str, Any] | None = None,
+    check: bool = True,
 ) -> tuple[ExperimentConfig, RunDir]:
-    """Load the config from a YAML file or from a run directory's ``config.yaml``.
+    """Load the config from a YAML file or from a run directory's ``config.yaml``, then check every
+    rule a later stage would (:func:`demix.preflight.require`), so a command fails before it starts.
 
     A run directory given as the argument is also the run directory, unless ``--run-dir`` says otherwise.
 
@@ -61,13 +63,24 @@ def load(
             (``None``: not given). Applied after ``--set`` and validated with the whole config, the
             one way every command applies such a flag.
         defaults: the command's own defaults for keys the config leaves unset or null.
+        check: run the cross-stage rules (``False`` only for commands that read a finished run).
+
+    Raises:
+        ConfigError: naming the file and every key at fault.
     """
     path = Path(config_or_run)
     if path.is_dir():
         cfg_path = path / "config.yaml"
-        if not cfg_path.is_file():
+        if not cfg_path.exists():
             raise ConfigError("is a directory without config.yaml (not a demix run)", path=path)
         cfg = load_config(cfg_path, overrides, values=flags, defaults=defaults)
-        return cfg, RunDir(run_dir if run_dir is not None else path)
-    cfg = load_config(path, overrides, values=flags, defaults=defaults)
-    return cfg, RunDir.for_config(cfg, run_dir)
+        run = RunDir(run_dir if run_dir is not None else path)
+    else:
+        cfg_path = path
+        cfg = load_config(path, overrides, values=flags, defaults=defaults)
+        run = RunDir.for_config(cfg, run_dir)
+    if check:
+        from demix.preflight import require
+
+        require(cfg, run, path=cfg_path)
+    return cfg, run

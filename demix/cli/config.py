@@ -1,6 +1,8 @@
-"""``demix config validate|show``."""
+"""``demix config validate|show|recipe``."""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
@@ -12,7 +14,8 @@ def register(app: typer.Typer) -> None:
 
     @group.command("validate")
     def validate(config: ConfigArg, set_: SetOpt = None) -> None:
-        """Validate an experiment YAML; exit code 2 and the key at fault when it is wrong."""
+        """Validate an experiment YAML and every rule a stage checks later (sampler x objectives, merge
+        method, lm-eval tasks and include paths, constraints); exit code 2 naming every key at fault."""
         cfg, run = load(config, set_)
         typer.echo(
             f"ok: {config} ({cfg.name}: {len(cfg.domains)} candidates, general={cfg.general}, run {run.root})"
@@ -25,5 +28,14 @@ def register(app: typer.Typer) -> None:
 
         cfg, _ = load(config, set_)
         typer.echo(dump_config(cfg), nl=False)
+
+    @group.command("recipe")
+    def recipe(
+        name: Annotated[str | None, typer.Argument(help="A shipped recipe (default: list them).")] = None,
+    ) -> None:
+        """Print a corpora recipe that ships with demix, to copy and edit (or list their names)."""
+        from demix.config.load import recipe_text, shipped_recipes
+
+        typer.echo(recipe_text(name) if name else "\n".join(shipped_recipes()), nl=name is None)
 
     app.add_typer(group, name="config")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -31,24 +32,16 @@ def register(app: typer.Typer) -> None:
         export, report. Stages whose inputs have not changed are skipped, so a stopped run continues."""
         from demix.config import dump_config
         from demix.pipeline import run_all
+        from demix.run.lock import run_lock
         from demix.util.io import write_text_atomic
 
         cfg, run = load(config, set_, run_dir)
-        run.root.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(run.config, dump_config(cfg))
-        started: dict[str, float] = {}
         t0 = time.perf_counter()
-
-        def on_stage(name: str, event: str) -> None:
-            if event == "start":
-                started[name] = time.perf_counter()
-                typer.secho(f"== {name}", bold=True, err=True)
-            elif event == "skip":
-                typer.echo(f"== {name}: done already, skipped", err=True)
-            else:
-                typer.echo(f"== {name}: finished in {time.perf_counter() - started[name]:.1f} s", err=True)
-
-        run_all(cfg, run, force=force or (), with_validate=with_validate, until=until, on_stage=on_stage)
+        with run_lock(run.root, note=lambda m: typer.echo(f"note: {m}", err=True)):
+            write_text_atomic(run.config, dump_config(cfg))
+            run_all(
+                cfg, run, force=force or (), with_validate=with_validate, until=until, on_stage=_on_stage()
+            )
         typer.echo(f"\nrun finished in {time.perf_counter() - t0:.1f} s: {run.root}")
         mixture = run.export / "recommended_mixture.json"
         report = run.report / "report.html"
@@ -62,19 +55,43 @@ def register(app: typer.Typer) -> None:
     def status_cmd(config: ConfigArg, set_: SetOpt = None, run_dir: RunDirOpt = None) -> None:
         """Show which stages of a run are done, stale (inputs changed since) or pending."""
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         from demix.pipeline import status
 
-        cfg, run = load(config, set_, run_dir)
+        # Status only reads the run: the cross-stage rules (some import lm-eval or mergekit) are for
+        # commands that would act on the config.
+        cfg, run = load(config, set_, run_dir, check=False)
         table = Table(title=f"{cfg.name}: {run.root}")
         table.add_column("stage")
         table.add_column("state")
+        table.add_column("why (stale: the keys that changed)")
         colour = {"done": "green", "stale": "yellow", "pending": "dim"}
         for st in status(cfg, run):
             label = st.name + (" (optional)" if st.optional else "")
-            table.add_row(label, f"[{colour[st.state]}]{st.state}[/]")
+            table.add_row(label, f"[{colour[st.state]}]{st.state}[/]", escape("; ".join(st.changed)))
         Console().print(table)
+
+
+def _on_stage() -> Callable[[str, str, str], None]:
+    """Progress lines of ``demix run``: what it redoes and why, where old outputs went, timings."""
+    started: dict[str, float] = {}
+
+    def on_stage(name: str, event: str, detail: str) -> None:
+        if event == "redo":
+            typer.secho(f"== {name}: redoing it ({detail})", fg="yellow", err=True)
+        elif event == "moved":
+            typer.echo(f"== {name}: previous outputs moved to {detail}", err=True)
+        elif event == "start":
+            started[name] = time.perf_counter()
+            typer.secho(f"== {name}", bold=True, err=True)
+        elif event == "skip":
+            typer.echo(f"== {name}: done already, skipped", err=True)
+        else:
+            typer.echo(f"== {name}: finished in {time.perf_counter() - started[name]:.1f} s", err=True)
+
+    return on_stage
 
 
 def _print_mixture(path: Path) -> None:

@@ -43,8 +43,12 @@ def register(app: typer.Typer) -> None:
         if show:
             typer.echo(_show(cfg, run, top))
             return
+        from demix.run.lock import hold
         from demix.search import run_search
         from demix.search.storage import resolve_storage
+
+        if cfg.search.storage is None:  # with a storage URL this may be one of many workers
+            hold(run.root, note=lambda m: typer.echo(f"note: {m}", err=True))
 
         study = run_search(cfg, run)
         from demix.search.context import domains_and_counts

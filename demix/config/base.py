@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
@@ -25,3 +26,25 @@ class StrictModel(BaseModel):
     """Base for every config section: unknown keys are errors, values are validated on assignment."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+    if not TYPE_CHECKING:  # typed attribute access stays typed for mypy
+
+        def __getattribute__(self, name: str) -> Any:
+            value = super().__getattribute__(name)
+            hook = _read_hook
+            if hook is not None and name[0] != "_":
+                return hook(self, name, value)
+            return value
+
+
+ReadHook = Callable[[StrictModel, str, Any], Any]
+_read_hook: ReadHook | None = None
+
+
+def set_read_hook(hook: ReadHook | None) -> ReadHook | None:
+    """Install ``hook(model, name, value) -> value`` on every public attribute read of a config
+    object (``None``: off, the default); returns the previous hook. Off, a read costs one global
+    lookup. ``tests/test_pipeline_keys.py`` uses it to check each stage declares the keys it reads."""
+    global _read_hook
+    previous, _read_hook = _read_hook, hook
+    return previous

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -10,42 +11,83 @@ import yaml
 from pydantic import ValidationError
 
 from demix.config.experiment import ExperimentConfig
-from demix.errors import ConfigError
+from demix.errors import ConfigError, DataError
+from demix.util.io import read_text
 
-RECIPE_DIRS = ("corpora",)
+RECIPES = "recipes"  # shipped corpora recipes: demix/recipes/<name>.yaml, read with importlib.resources
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError("no such config file", path=path)
+def read_text_file(path: Path, what: str = "config file") -> str:
+    """The UTF-8 text of a YAML file a user handed demix (:func:`demix.util.io.read_text`).
+
+    Raises:
+        ConfigError: missing, a directory, unreadable, binary, not UTF-8, or empty.
+    """
+    if not path.exists() and not path.is_dir():
+        raise ConfigError(f"no such {what}", path=path)
     try:
-        data = yaml.safe_load(path.read_text())
+        return read_text(path, what)
+    except DataError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _parse_yaml(text: str, where: str | Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"not valid YAML{where}: {getattr(e, 'problem', e)}", path=path) from None
+        where_at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"not valid YAML{where_at}: {getattr(e, 'problem', e)}", path=where) from None
+    except RecursionError:
+        raise ConfigError("not valid YAML: nested too deeply", path=where) from None
     if data is None:
-        return {}
+        raise ConfigError("holds only comments (expected a mapping of sections)", path=where)
     if not isinstance(data, dict):
-        raise ConfigError("the top level must be a mapping of sections", path=path)
+        raise ConfigError("the top level must be a mapping of sections", path=where)
     return data
 
 
-def find_recipe(name: str, config_path: Path | None = None) -> Path:
-    """Locate a corpora recipe by name (``demo``) or path (``corpora/demo.yaml``)."""
-    direct = Path(name)
-    if direct.suffix in (".yaml", ".yml") and direct.is_file():
-        return direct
-    roots = [Path.cwd()]
-    if config_path is not None:
-        roots += [config_path.resolve().parent, config_path.resolve().parent.parent]
-    roots.append(Path(__file__).resolve().parents[2])  # the source checkout
-    for root in roots:
-        for sub in RECIPE_DIRS:
-            p = root / sub / f"{name}.yaml"
-            if p.is_file():
-                return p
-    raise ConfigError(f"corpora.recipe: no recipe named {name!r} (looked in corpora/)", path=config_path)
+def _read_yaml(path: Path) -> dict[str, Any]:
+    return _parse_yaml(read_text_file(path, "config file"), path)
+
+
+def shipped_recipes() -> list[str]:
+    """Names of the recipes that ship with demix (``demo``, ``redpajama-7``, ...)."""
+    root = resources.files("demix").joinpath(RECIPES)
+    return sorted(p.name.removesuffix(".yaml") for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def recipe_text(name: str) -> str:
+    """The YAML text of the shipped recipe ``name``.
+
+    Raises:
+        ConfigError: no recipe of that name ships with demix.
+    """
+    res = resources.files("demix").joinpath(RECIPES, f"{name}.yaml")
+    if not res.is_file():
+        known = ", ".join(shipped_recipes())
+        raise ConfigError(f"corpora.recipe: no recipe named {name!r} (shipped: {known}; or give a path)")
+    return res.read_text(encoding="utf-8")
+
+
+def _load_recipe(name: str, config_path: Path | None) -> tuple[dict[str, Any], str]:
+    """A recipe's mapping and where it came from: a path (``my/corpora.yaml``, relative to the
+    working directory or else to the config's directory) or the name of a shipped recipe."""
+    if name.endswith((".yaml", ".yml")) or "/" in name:
+        direct = Path(name).expanduser()
+        if not direct.is_absolute() and not direct.exists() and config_path is not None:
+            beside = config_path.resolve().parent / direct
+            direct = beside if beside.exists() else direct
+        try:
+            return _parse_yaml(read_text_file(direct, "recipe file"), direct), str(direct)
+        except ConfigError as e:
+            raise ConfigError(f"corpora.recipe: {e}", path=config_path) from None
+    try:
+        text = recipe_text(name)
+    except ConfigError as e:
+        raise ConfigError(str(e), path=config_path) from None
+    where = f"{RECIPES}/{name}.yaml (shipped)"
+    return _parse_yaml(text, where), where
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -145,8 +187,7 @@ def config_from_dict(data: dict[str, Any], *, path: Path | None = None) -> Exper
     """Validate a config mapping, resolving ``corpora.recipe`` first."""
     corpora = data.get("corpora")
     if isinstance(corpora, dict) and corpora.get("recipe"):
-        recipe_path = find_recipe(str(corpora["recipe"]), path)
-        recipe = _read_yaml(recipe_path)
+        recipe, recipe_path = _load_recipe(str(corpora["recipe"]), path)
         unknown = set(recipe) - {"candidates", "general", "description"}
         if unknown:
             raise ConfigError(f"unknown key(s) in recipe: {', '.join(sorted(unknown))}", path=recipe_path)

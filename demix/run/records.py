@@ -1,5 +1,6 @@
-"""Stage records: ``.stages/<stage>.json`` holds the inputs hash a stage finished with, so a stage
-is skipped when its inputs have not changed."""
+"""Stage records: ``.stages/<stage>.json`` holds the inputs hash a stage finished with (and, from
+``demix run``, the values of the keys it hashed), so a stage is skipped when its inputs have not
+changed and ``demix status`` can say which keys changed."""
 
 from __future__ import annotations
 
@@ -18,13 +19,18 @@ def stage_record_path(run_root: Path, stage: str) -> Path:
 
 def stage_done(run_root: Path, stage: str, inputs_hash: str) -> bool:
     """True when ``stage`` finished before with the same inputs."""
+    record = read_stage_record(run_root, stage)
+    return record is not None and record.get("inputs_hash") == inputs_hash
+
+
+def read_stage_record(run_root: Path, stage: str) -> dict[str, Any] | None:
+    """The record of ``stage`` (``None``: none, or not readable as one)."""
     p = stage_record_path(run_root, stage)
-    if not p.is_file():
-        return False
     try:
-        return json.loads(p.read_text()).get("inputs_hash") == inputs_hash
-    except (json.JSONDecodeError, OSError):
-        return False
+        doc = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def mark_stage_done(run_root: Path, stage: str, inputs_hash: str, **extra: Any) -> None:

@@ -22,6 +22,8 @@ def atomic_path(path: Path) -> Iterator[Path]:
     On an exception the temp file is removed and ``path`` is left as it was.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError("is a directory, not a file to write", path=path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -100,10 +102,37 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
-def read_json(path: Path) -> Any:
+def read_text(path: Path, what: str = "file") -> str:
+    """The UTF-8 text of a file a user handed demix (a leading BOM dropped).
+
+    Raises:
+        DataError: naming the file: missing, a directory, unreadable, binary (NUL bytes), not
+            UTF-8, or empty.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"is a directory, not a {what}", path=path)
     try:
-        return json.loads(Path(path).read_text())
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise DataError("not found", path=path) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except OSError as e:
+        raise DataError(f"cannot be read: {e.strerror or e}", path=path) from None
+    if b"\x00" in raw:
+        raise DataError(f"is a binary file (NUL bytes), not a text {what}", path=path)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"is not UTF-8 text (invalid byte at offset {e.start})", path=path) from None
+    if not text.strip():
+        raise DataError(f"is empty (expected a {what})", path=path)
+    return text
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file; every way it can be unreadable is a :class:`DataError` naming it."""
+    text = read_text(path, "JSON file")
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
         raise DataError(f"not valid JSON: {e}", path=path) from None

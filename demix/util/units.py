@@ -46,7 +46,7 @@ def parse_count(value: Any) -> int:
             x = parse_quantity(value)
         except ValueError:
             x = -1.0
-        if x < 0:  # a sign is part of a size's grammar, not of a count's
+        if not 0 <= x < float("inf"):  # a sign is part of a size's grammar, not of a count's
             raise ValueError(f"{_COUNT_HINT}, got {value!r}")
         n = round(x)
     else:

@@ -1,0 +1,210 @@
+"""The cross-stage rules, one small function each; :func:`problems` runs them all.
+
+Each rule returns the problems it finds as ``"<key>: <what is wrong>"`` lines and never raises for a
+user error, so one run of ``demix config validate`` lists everything. Rules import the registry
+they check (lm-eval, mergekit) only when the config uses it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from demix.config import ExperimentConfig
+from demix.errors import ConfigError, DemixError
+
+if TYPE_CHECKING:
+    from demix.run import RunDir
+
+Rule = Callable[[ExperimentConfig, "RunDir | None"], list[str]]
+
+
+def _sampler(cfg: ExperimentConfig, run: RunDir | None) -> list[str]:
+    """The search's sampler can optimise the objectives asked for (demix.search.samplers)."""
+    from demix.search.samplers import SINGLE_OBJECTIVE_ONLY
+
+    s = cfg.search
+    out = []
+    if s.objectives == "groups" and s.sampler in SINGLE_OBJECTIVE_ONLY:
+        out.append(
+            f"search.sampler={s.sampler} optimises one objective, but search.objectives=groups asks for "
+            "one per capability group; use tpe, gp, qmc or random, or search.objectives=single"
+        )
+    if s.sampler == "cmaes" and importlib.util.find_spec("cmaes") is None:
+        out.append("search.sampler=cmaes needs the `cmaes` package: pip install cmaes")
+    return out
+
+
+def _storage(cfg: ExperimentConfig, run: RunDir | None) -> list[str]:
+    """search.storage parses as a storage URL (whether it can be reached is known only at search time)."""
+    from demix.search.storage import resolve_storage
+
+    if not cfg.search.storage:
+        return []
+    try:
+        resolve_storage(Path("."), cfg.search.storage, cfg.search.workers)
+    except DemixError:
+        shown = re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", cfg.search.storage)  # hide a password
+        return [f"search.storage: {shown!r} is not a storage URL"]
+    return []
+
+
+def _merge_method(cfg: ExperimentConfig, run: RunDir | None) -> list[str]:
+    """merge.method is built in, or a method of the installed mergekit (demix.merge.methods)."""
+    from demix.merge.methods import get_method
+
+    try:
+        get_method(cfg.merge.method)
+    except DemixError as e:
+        return [f"merge.method: {e}"]
+    return []
+
+
+def _include_paths(cfg: ExperimentConfig, run: RunDir | None) -> list[str]:
+    """Each evaluate.include_paths entry is a directory whose task YAML files lm-eval can parse."""
+    out = []
+    dirs = []
+    for i, p in enumerate(cfg.evaluate.include_paths):
+        path = Path(p).expanduser()
+        if not path.is_dir():
+            what = "a file" if path.exists() else "missing"
+            out.append(f"evaluate.include_paths[{i}]: {p} is {what}, not a directory of lm-eval task YAML")
+        else:
+            dirs.append(path)
+    if dirs:
+        out += _task_files(dirs)
+    return out
+
+
+def _task_files(dirs: list[Path]) -> list[str]:
+    """The first malformed task YAML (binary, not UTF-8, not YAML, not a mapping) of each directory."""
+    from demix.evaluate.harness import check_task_files
+
+    out = []
+    for d in dirs:
+        try:
+            check_task_files([d])
+        except DemixError as e:
+            out.append(f"evaluate.include_paths: {e}")
+    return out
+
+
+def _task_names(cfg: ExperimentConfig, run: RunDir | None) -> list[str]:
+    """evaluate.tasks names are not built-in names and are tasks lm-eval (or an include path) defines."""
+    from demix.evaluate.spec import PREFIX
+
+    ec = cfg.evaluate
+    out = []
+    builtin = ec.builtin.enabled and (ec.builtin.bpb or ec.builtin.accuracy)
+    for t in ec.tasks:
+        if builtin and t.name.startswith(PREFIX):
+            out.append(
+                f"evaluate.tasks: {t.name!r}: the prefix {PREFIX} is reserved for built-in tasks (rename it)"
+            )
+    unknown = [
+        t.name
+        for t in ec.tasks
+        if not t.name.startswith(PREFIX)
+        and not (t.name.endswith((".yaml", ".yml")) and Path(t.name).is_file())
+    ]
+    unknown = _not_mentioned(ec.include_paths, unknown)
+    if unknown:
+        from demix.evaluate.harness import _absent_from_defaults  # the evaluate stage's own scan
+
+        out += [
+            f"evaluate.tasks: lm-eval does not know the task {n!r} (check the name, or add its YAML "
+            "directory to evaluate.include_paths)"
+            for n in _absent_from_defaults(unknown)
+        ]
+    return out
+
+
+def _not_mentioned(paths: list[Path], names: list[str]) -> list[str]:
+    """The names no task YAML under ``paths`` mentions (a text scan: a mention may define it; the
+    evaluate stage builds the task and reports what a mention does not settle)."""
+    left = list(names)
+    for root in paths:
+        if not left or not Path(root).expanduser().is_dir():
+            continue
+        for p in Path(root).expanduser().glob("**/*.yaml"):
+            text = p.read_text(errors="ignore")
+            left = [n for n in left if n not in text]
+    return left
+
+
+def _builtin_kinds(cfg: ExperimentConfig, run: RunDir | None) -> list[str]:
+    """evaluate.builtin.kinds names candidates (checked by the task builder against the manifest)."""
+    known = set(cfg.domains)
+    return [
+        f"evaluate.builtin.kinds: {name!r} is not a candidate ({', '.join(cfg.domains)})"
+        for name in sorted(set(cfg.evaluate.builtin.kinds) - known)
+    ]
+
+
+def _constraints(cfg: ExperimentConfig, run: RunDir | None) -> list[str]:
+    """Some mixture meets search.constraints, given train.beta's share of the general candidate and,
+    when token counts are known (search.token_counts or the prepared manifest), the epoch cap."""
+    from demix.mixture.constraints import constraints_for
+
+    try:
+        constraints_for(cfg, cfg.domains, _token_counts(cfg, run))
+    except ConfigError as e:
+        return [str(e)]
+    return []
+
+
+def _token_counts(cfg: ExperimentConfig, run: RunDir | None) -> np.ndarray | None:
+    """Token counts in the config's candidate order, or ``None`` when not known before ``prepare``."""
+    if cfg.search.token_counts is not None:
+        return np.array([float(cfg.search.token_counts[d]) for d in cfg.domains])
+    if run is None or not run.manifest.is_file():
+        return None
+    from demix.data.manifest import Manifest
+
+    try:
+        m = Manifest.load(run)
+    except DemixError:
+        return None  # the stage that reads it reports a broken manifest
+    if m.names != cfg.domains:
+        return None  # candidates changed since prepare: prepare runs again first
+    counts = np.asarray(m.token_counts(), dtype=np.float64)
+    return counts if np.all(counts > 0) else None
+
+
+RULES: tuple[Rule, ...] = (
+    _sampler,
+    _storage,
+    _merge_method,
+    _include_paths,
+    _task_names,
+    _builtin_kinds,
+    _constraints,
+)
+
+
+def problems(cfg: ExperimentConfig, run: RunDir | None = None) -> list[str]:
+    """Every problem :data:`RULES` find, one ``key: what`` line each (empty: the config is runnable).
+
+    Args:
+        cfg: a config the schema accepted.
+        run: its run directory, when it may hold prepared data (token counts for the epoch cap).
+    """
+    return [p for rule in RULES for p in rule(cfg, run)]
+
+
+def require(cfg: ExperimentConfig, run: RunDir | None = None, *, path: Path | None = None) -> None:
+    """Raise when any rule fails.
+
+    Raises:
+        ConfigError: listing every problem (one per line when several), prefixed with ``path``.
+    """
+    found = problems(cfg, run)
+    if len(found) == 1:
+        raise ConfigError(found[0], path=path)
+    if found:
+        raise ConfigError(f"{len(found)} problems:\n  " + "\n  ".join(found), path=path)
