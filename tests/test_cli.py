@@ -23,3 +23,18 @@ def test_bad_option_value_exits_2_naming_it(args: list[str], named: str) -> None
     assert res.returncode == 2, res.stderr
     assert named in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_tables_keep_whole_values_off_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    from rich.table import Table
+
+    from demix.cli.common import console
+
+    table = Table()
+    for i in range(12):
+        table.add_column(f"column {i}")
+    table.add_row(*[f"{5.0712345678 + i:.10f}" for i in range(12)])
+    console().print(table)  # stdout is captured: not a terminal
+    out = capsys.readouterr().out
+    assert "5.0712345678" in out and "16.0712345678" in out
+    assert "…" not in out

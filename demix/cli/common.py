@@ -84,3 +84,13 @@ def load(
 
         require(cfg, run, path=cfg_path)
     return cfg, run
+
+
+def console() -> Any:
+    """A rich console for tables: the terminal's width on a terminal; elsewhere (a log file, a pipe,
+    CI) wide enough that no cell is cut to ``5.07…``: values in logs must be whole."""
+    import sys
+
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=10_000)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from demix.cli.common import ConfigArg, RunDirOpt, SetOpt, load
+from demix.cli.common import ConfigArg, RunDirOpt, SetOpt, console, load
 
 
 def register(app: typer.Typer) -> None:
@@ -54,7 +54,6 @@ def register(app: typer.Typer) -> None:
 
 
 def _print_table(res: object, path: Path) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from demix.evaluate.result import EvalResult
@@ -68,6 +67,6 @@ def _print_table(res: object, path: Path) -> None:
     for name, m in rows.items():
         se = "" if m.stderr is None else f"{m.stderr:.4f}"
         table.add_row(name, m.group, m.role, m.metric, f"{m.value:.4f}", se, m.direction)
-    console = Console()
-    console.print(table)
-    console.print(f"wrote {path}")
+    out = console()
+    out.print(table)
+    out.print(f"wrote {path}")

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from demix.cli.common import ConfigArg, RunDirOpt, SetOpt, load
+from demix.cli.common import ConfigArg, RunDirOpt, SetOpt, console, load
 
 
 def register(app: typer.Typer) -> None:
@@ -54,7 +54,6 @@ def register(app: typer.Typer) -> None:
     @app.command("status")
     def status_cmd(config: ConfigArg, set_: SetOpt = None, run_dir: RunDirOpt = None) -> None:
         """Show which stages of a run are done, stale (inputs changed since) or pending."""
-        from rich.console import Console
         from rich.markup import escape
         from rich.table import Table
 
@@ -71,7 +70,7 @@ def register(app: typer.Typer) -> None:
         for st in status(cfg, run):
             label = st.name + (" (optional)" if st.optional else "")
             table.add_row(label, f"[{colour[st.state]}]{st.state}[/]", escape("; ".join(st.changed)))
-        Console().print(table)
+        console().print(table)
 
 
 def _on_stage() -> Callable[[str, str, str], None]:

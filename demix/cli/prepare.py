@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from demix.cli.common import ConfigArg, RunDirOpt, SetOpt, load
+from demix.cli.common import ConfigArg, RunDirOpt, SetOpt, console, load
 
 
 def register(app: typer.Typer) -> None:
@@ -23,7 +23,6 @@ def register(app: typer.Typer) -> None:
         write data/manifest.json. Rerunning with unchanged sources and settings does nothing."""
         import time
 
-        from rich.console import Console
         from rich.table import Table
 
         from demix.config import format_count
@@ -44,7 +43,7 @@ def register(app: typer.Typer) -> None:
                 f"{d.train_bytes / max(1, d.train_tokens):.2f}",
             )
         table.caption = "* the general domain"
-        Console().print(table)
+        console().print(table)
         typer.echo(f"tokenizer: {run.tokenizer} (vocabulary {manifest.vocab_size:,})")
         typer.echo(f"manifest:  {run.manifest}")
         typer.echo(f"done in {time.perf_counter() - t0:.1f} s")
