@@ -7,13 +7,17 @@ files and held-out text from here.
 from __future__ import annotations
 
 import json
-from typing import Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from demix.errors import DataError, StageError
 from demix.run import RunDir
+
+if TYPE_CHECKING:
+    from demix.config import ExperimentConfig
 
 MANIFEST_VERSION = 1
 
@@ -115,3 +119,21 @@ class Manifest(BaseModel):
         from demix.util.io import write_text_atomic
 
         write_text_atomic(run.manifest, self.model_dump_json(indent=2) + "\n")
+
+
+def token_counts(cfg: ExperimentConfig, run: RunDir | None, domains: Sequence[str]) -> np.ndarray | None:
+    """Training tokens per domain, in ``domains``' order: the one source every stage uses.
+
+    Precedence: ``search.token_counts`` when the config states it (components brought from
+    elsewhere, or a user who knows the full datasets' sizes better than the prepared sample), else
+    the prepared manifest's training tokens, else ``None`` (not known yet: before ``prepare``).
+    A domain the chosen source does not cover also gives ``None``.
+    """
+    if cfg.search.token_counts is not None:
+        given = cfg.search.token_counts
+        return np.array([float(given[d]) for d in domains]) if all(d in given for d in domains) else None
+    if run is None or not run.manifest.is_file():
+        return None
+    m = Manifest.load(run)
+    counts = dict(zip(m.names, m.token_counts("train"), strict=True))
+    return np.array([float(counts[d]) for d in domains]) if all(d in counts for d in domains) else None

@@ -29,18 +29,15 @@ from demix.util.provenance import provenance
 def available_tokens(
     cfg: ExperimentConfig, run: RunDir, domains: list[str]
 ) -> tuple[np.ndarray | None, dict]:
-    """(training tokens per source, sources per domain) from the manifest, else ``search.token_counts``."""
-    if run.manifest.is_file():
-        from demix.data.manifest import Manifest
+    """(training tokens per source, :func:`demix.data.manifest.token_counts`; sources per domain, from
+    the manifest when prepare ran)."""
+    from demix.data.manifest import Manifest, token_counts
 
-        m = Manifest.load(run)
-        info = {d.name: d for d in m.domains}
-        return np.array([info[d].train_tokens for d in domains], dtype=np.float64), {
-            d: list(info[d].sources) for d in domains
-        }
-    if cfg.search.token_counts is not None:
-        return np.array([float(cfg.search.token_counts[d]) for d in domains]), {}
-    return None, {}
+    sources: dict = {}
+    if run.manifest.is_file():
+        info = {d.name: d for d in Manifest.load(run).domains}
+        sources = {d: list(info[d].sources) for d in domains if d in info}
+    return token_counts(cfg, run, domains), sources
 
 
 def mixture_document(

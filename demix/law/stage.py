@@ -146,14 +146,10 @@ def _recommendation(run: RunDir, domains: list[str]) -> tuple[np.ndarray | None,
     return from_mapping(r, domains), hash_file(path)
 
 
-def _token_counts(run: RunDir, domains: list[str]) -> np.ndarray | None:
-    if not run.manifest.is_file():
-        return None
-    from demix.data.manifest import Manifest  # imported here: `import demix.law` stays light
+def _token_counts(cfg: ExperimentConfig, run: RunDir, domains: list[str]) -> np.ndarray | None:
+    from demix.data.manifest import token_counts  # imported here: `import demix.law` stays light
 
-    m = Manifest.load(run)
-    counts = dict(zip(m.names, m.token_counts("train"), strict=True))
-    return np.array([counts[d] for d in domains]) if all(d in counts for d in domains) else None
+    return token_counts(cfg, run, domains)
 
 
 # ---- demix law check ---------------------------------------------------------------------------
@@ -239,7 +235,7 @@ def check(cfg: ExperimentConfig, run: RunDir) -> dict[str, Any]:
     law = fit(table.R[ok], table.L[ok], lc, domains=table.domains, targets=table.targets, aggregate=s)
     inputs = {"trials": hash_file(run.trials_csv), "law": hash_json(lc.model_dump(mode="json"))}
     save_fit(law, run.law / "fit.json", {"source": str(run.trials_csv), "provenance": provenance(inputs)})
-    bounds = bounds_for(cfg, table.domains, _token_counts(run, table.domains))
+    bounds = bounds_for(cfg, table.domains, _token_counts(cfg, run, table.domains))
     opt, free = _optima(cfg, law, bounds, table.domains)
     rec, rec_hash = _recommendation(run, table.domains)
     comparison, verdict = _compare(lc, law, opt, rec, table.domains)

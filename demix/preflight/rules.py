@@ -160,20 +160,23 @@ def _constraints(cfg: ExperimentConfig, run: RunDir | None) -> list[str]:
 
 def _token_counts(cfg: ExperimentConfig, run: RunDir | None) -> np.ndarray | None:
     """Token counts in the config's candidate order, or ``None`` when not known before ``prepare``."""
-    if cfg.search.token_counts is not None:
-        return np.array([float(cfg.search.token_counts[d]) for d in cfg.domains])
-    if run is None or not run.manifest.is_file():
-        return None
-    from demix.data.manifest import Manifest
+    from demix.data.manifest import token_counts
 
     try:
-        m = Manifest.load(run)
+        if run is not None and _stale_manifest(cfg, run):
+            return None  # candidates changed since prepare: prepare runs again first
+        counts = token_counts(cfg, run, cfg.domains)
     except DemixError:
         return None  # the stage that reads it reports a broken manifest
-    if m.names != cfg.domains:
-        return None  # candidates changed since prepare: prepare runs again first
-    counts = np.asarray(m.token_counts(), dtype=np.float64)
-    return counts if np.all(counts > 0) else None
+    return counts if counts is not None and np.all(counts > 0) else None
+
+
+def _stale_manifest(cfg: ExperimentConfig, run: RunDir) -> bool:
+    from demix.data.manifest import Manifest
+
+    if cfg.search.token_counts is not None or not run.manifest.is_file():
+        return False
+    return Manifest.load(run).names != cfg.domains
 
 
 RULES: tuple[Rule, ...] = (

@@ -31,17 +31,11 @@ def domains_and_counts(cfg: ExperimentConfig, run: RunDir) -> tuple[list[str], n
     With ``merge.components`` (components from elsewhere) there may be no prepared data; then the
     order is the config's and the counts come from ``search.token_counts``.
     """
-    if run.manifest.is_file():
-        from demix.data.manifest import Manifest
+    from demix.data.manifest import Manifest, token_counts
 
-        m = Manifest.load(run)
-        names = m.names
-        counts = m.token_counts()
-    else:
-        names = cfg.domains
-        counts = np.zeros(len(names))
-    if cfg.search.token_counts is not None:
-        counts = np.array([float(cfg.search.token_counts[d]) for d in names])
+    names = Manifest.load(run).names if run.manifest.is_file() else cfg.domains
+    found = token_counts(cfg, run, names)
+    counts = found if found is not None else np.zeros(len(names))
     if not np.all(counts > 0):
         missing = [d for d, c in zip(names, counts, strict=True) if c <= 0]
         raise DataError(
