@@ -159,3 +159,19 @@ def test_a_second_command_on_a_locked_run_refuses(tmp_path: Path) -> None:
     notes: list[str] = []
     release(acquire(tmp_path, "demix run again", note=notes.append))  # the dead holder's lock is taken over
     assert notes and str(holder.pid) in notes[0]
+
+
+def test_brought_components_train_nothing(prepared_run: RunDir, tmp_path: Path) -> None:
+    base = tiny_config(tmp_path / "run")
+    comps = ", ".join(f"{d}: {tmp_path / 'elsewhere' / d}" for d in base.domains)
+    cfg = tiny_config(tmp_path / "run", "merge.components={" + comps + "}")
+    states = {st.name: (st.state, st.changed) for st in status(cfg, RunDir.for_config(cfg))}
+    for name in ("train-base", "train-components"):
+        assert states[name] == ("not needed", ["merge.components names the components"])
+    assert states["search"][0] == "pending"
+    run = copy_run(prepared_run, tmp_path / "run", parts=("data",))
+    events: list[tuple[str, str]] = []
+    out = run_all(cfg, run, until="train-components", on_stage=lambda n, e, d: events.append((n, e)))
+    assert out == {"prepare": "ran", "train-base": "not needed", "train-components": "not needed"}
+    assert ("train-base", "unneeded") in events
+    assert not (run.root / "models").exists()

@@ -66,7 +66,7 @@ def register(app: typer.Typer) -> None:
         table.add_column("stage")
         table.add_column("state")
         table.add_column("why (stale: the keys that changed)")
-        colour = {"done": "green", "stale": "yellow", "pending": "dim"}
+        colour = {"done": "green", "stale": "yellow", "pending": "dim", "not needed": "cyan"}
         for st in status(cfg, run):
             label = st.name + (" (optional)" if st.optional else "")
             table.add_row(label, f"[{colour[st.state]}]{st.state}[/]", escape("; ".join(st.changed)))
@@ -87,6 +87,8 @@ def _on_stage() -> Callable[[str, str, str], None]:
             typer.secho(f"== {name}", bold=True, err=True)
         elif event == "skip":
             typer.echo(f"== {name}: done already, skipped", err=True)
+        elif event == "unneeded":
+            typer.echo(f"== {name}: not needed ({detail})", err=True)
         else:
             typer.echo(f"== {name}: finished in {time.perf_counter() - started[name]:.1f} s", err=True)
 

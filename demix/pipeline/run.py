@@ -20,7 +20,8 @@ from demix.run.records import clear_stage, mark_stage_done, read_stage_record
 KEPT = ("models", "search")
 
 OnStage = Callable[[str, str, str], Any]
-"""``on_stage(stage, event, detail)``: events ``start``, ``skip``, ``done``, ``redo`` (detail: why),
+"""``on_stage(stage, event, detail)``: events ``start``, ``skip``, ``done``, ``unneeded`` (detail:
+why), ``redo`` (detail: why),
 ``moved`` (detail: where the old outputs went)."""
 
 
@@ -41,7 +42,7 @@ def downstream(name: str) -> list[str]:
 @dataclass
 class StageStatus:
     name: str
-    state: str  # done | stale | pending
+    state: str  # done | stale | pending | not needed
     optional: bool
     changed: list[str] = field(default_factory=list)  # for a stale stage: ``key: old -> new``, ``after X``
 
@@ -63,6 +64,10 @@ def status(cfg: ExperimentConfig, run: RunDir) -> list[StageStatus]:
     inputs, legacy = stage_inputs(cfg), legacy_hashes(cfg)
     out = []
     for st in STAGES:
+        reason = st.unneeded(cfg)
+        if reason is not None:
+            out.append(StageStatus(st.name, "not needed", st.optional, [reason]))
+            continue
         state, changed = _state(run, st, inputs[st.name], legacy[st.name])
         out.append(StageStatus(st.name, state, st.optional, changed))
     return out
@@ -111,7 +116,7 @@ def run_all(
     until: str | None = None,
     on_stage: OnStage | None = None,
 ) -> dict[str, str]:
-    """Run the pipeline; returns each stage's outcome (``ran`` or ``skipped``).
+    """Run the pipeline; returns each stage's outcome (``ran``, ``skipped`` or ``not needed``).
 
     A stage is redone when forced, downstream of a forced stage, or stale (the keys it reads or a
     stage it builds on changed); its trained models and search study are moved to ``superseded/``
@@ -134,6 +139,13 @@ def run_all(
     run.root.mkdir(parents=True, exist_ok=True)
     for st in STAGES:
         if st.optional and not (with_validate or st.name in force):
+            continue
+        reason = st.unneeded(cfg)
+        if reason is not None:
+            outcome[st.name] = "not needed"
+            note(st.name, "unneeded", reason)
+            if until == st.name:
+                break
             continue
         now = inputs[st.name]
         state, changed = _state(run, st, now, legacy[st.name])

@@ -34,6 +34,9 @@ class Stage:
     reads: tuple[str, ...]
     ignores: tuple[str, ...] = ()
     optional: bool = False
+    # Why the stage has nothing to do for this config (e.g. components brought from elsewhere need no
+    # training), or None: such a stage is shown and reported as "not needed" and never runs.
+    unneeded: Callable[[ExperimentConfig], str | None] = lambda cfg: None
     # Outputs (relative to the run) set aside before the stage is redone because it was forced or its
     # inputs changed: under models/ and search/ they are moved to superseded/, the rest removed.
     # prepare redoes only what changed by itself, so it has none.
@@ -42,6 +45,13 @@ class Stage:
 
 # Keys no stage's result depends on: where the run lives and how fast or loudly it runs.
 _EVERYWHERE = ("run_dir",)
+
+
+def _brought(cfg: ExperimentConfig) -> str | None:
+    """Components named by ``merge.components`` were trained elsewhere: demix trains none."""
+    return "merge.components names the components" if cfg.merge.components else None
+
+
 # The trainer's knobs that change speed, logs or resumability but not the weights it ends with.
 # compile and threads change floating-point summation order only, like any other kernel choice;
 # eval_every only spaces the intermediate held-out evaluations (the last step always evaluates);
@@ -127,6 +137,7 @@ STAGES: tuple[Stage, ...] = (
             "train.component_tokens",
             "train.reference_tokens",
         ),
+        unneeded=_brought,
         outputs=("models/base",),
     ),
     Stage(
@@ -142,6 +153,7 @@ STAGES: tuple[Stage, ...] = (
             "train.base_tokens",
             "train.reference_tokens",
         ),
+        unneeded=_brought,
         outputs=("models/components",),
     ),
     Stage(
