@@ -15,18 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from demix.errors import DemixError
+from demix.util.process import pid_alive
 
 LOCK_NAME = ".lock"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _read(path: Path) -> dict[str, Any] | None:
@@ -45,7 +36,7 @@ def _stale(holder: dict[str, Any] | None, path: Path) -> bool:
             return time.time() - path.stat().st_mtime > 10
         return False
     pid = holder.get("pid")
-    return holder.get("host") == socket.gethostname() and isinstance(pid, int) and not _alive(pid)
+    return holder.get("host") == socket.gethostname() and isinstance(pid, int) and not pid_alive(pid)
 
 
 def _describe(root: Path, holder: dict[str, Any] | None) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from demix.errors import DemixError
+from demix.util.process import pid_alive
 
 if TYPE_CHECKING:
     import optuna
@@ -157,25 +158,12 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a killed worker whose parent died too may linger as a zombie nobody reaps
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def _is_stale_here(trial: optuna.trial.FrozenTrial, host: str, live: set[int]) -> bool:
     who = trial.system_attrs.get(WORKER)
     if who is None:
         return True  # popped but killed before it could say by whom
     h, _, pid = str(who).rpartition(":")
-    return h == host and int(pid) not in live and not _pid_alive(int(pid))
+    return h == host and int(pid) not in live and not pid_alive(int(pid))
 
 
 def recover_stale(
