@@ -271,3 +271,14 @@ def test_task_names_are_looked_up_in_include_paths_then_lm_eval(tmp_path: Path) 
     load(TINY_CONFIG, [*sets, tasks])  # defined under the include path, or by lm-eval itself
     with pytest.raises(ConfigError, match="lm-eval does not know the task 'no_such_task_zz'"):
         load(TINY_CONFIG, [*sets, "evaluate.tasks=[{name: no_such_task_zz}]"])
+
+
+def test_a_command_checks_the_rules_of_the_stages_it_runs() -> None:
+    from demix.preflight import problems
+
+    cfg = load_config(TINY_CONFIG, ["search.constraints.max={prose: 0.2}", "merge.method=nonsense"])
+    keys = lambda found: {p.split(":")[0].split("=")[0] for p in found}  # noqa: E731
+    assert keys(problems(cfg)) == {"search.constraints", "merge.method"}
+    assert keys(problems(cfg, stages=("merge", "evaluate"))) == {"merge.method"}  # demix evaluate
+    assert keys(problems(cfg, stages=("export",))) == {"search.constraints"}
+    assert problems(cfg, stages=()) == []  # demix prepare / train

@@ -51,6 +51,7 @@ def load(
     flags: Mapping[str, Any] | None = None,
     defaults: Mapping[str, Any] | None = None,
     check: bool = True,
+    stages: tuple[str, ...] | None = None,
 ) -> tuple[ExperimentConfig, RunDir]:
     """Load the config from a YAML file or from a run directory's ``config.yaml``, then check every
     rule a later stage would (:func:`demix.preflight.require`), so a command fails before it starts.
@@ -64,6 +65,7 @@ def load(
             one way every command applies such a flag.
         defaults: the command's own defaults for keys the config leaves unset or null.
         check: run the cross-stage rules (``False`` only for commands that read a finished run).
+        stages: the stages the command runs: only their rules are checked (``None``: every rule).
 
     Raises:
         ConfigError: naming the file and every key at fault.
@@ -82,7 +84,7 @@ def load(
     if check:
         from demix.preflight import require
 
-        require(cfg, run, path=cfg_path)
+        require(cfg, run, path=cfg_path, stages=stages)
     return cfg, run
 
 

@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
 
         if role not in ("search", "report", "all"):
             raise DemixError(f"--role must be search, report or all, got {role!r}")
-        cfg, run = load(config, set_, run_dir)
+        cfg, run = load(config, set_, run_dir, stages=("merge", "evaluate"))
         res, source, suite = evaluate_model(
             cfg,
             run,

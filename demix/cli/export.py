@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
         trial and the law optimum side by side, as data ratios with bootstrap intervals over trials."""
         from demix.recommend import recommend
 
-        cfg, run = load(config, set_, run_dir)
+        cfg, run = load(config, set_, run_dir, stages=("recommend", "export"))
         rec = recommend(cfg, run)
         typer.echo(format_recommendation(rec))
         typer.echo(f"saved: {run.export / 'recommendation.json'}")
@@ -78,7 +78,13 @@ def register(app: typer.Typer) -> None:
         per source, as JSON, YAML, CSV, a Megatron-LM blend, a HF interleave_datasets snippet and a summary."""
         from demix.export.stage import export
 
-        cfg, run = load(config, set_, run_dir, flags={"export.strict_epochs": True if strict else None})
+        cfg, run = load(
+            config,
+            set_,
+            run_dir,
+            flags={"export.strict_epochs": True if strict else None},
+            stages=("export",),
+        )
         # --tokens sizes this export only: export.target_tokens also set the search's epoch caps, which
         # the recommendation was made under, so the flag is an argument rather than an override.
         paths = export(cfg, run, target_tokens=parse_tokens(tokens))
@@ -93,6 +99,6 @@ def register(app: typer.Typer) -> None:
         the law cross-check and, when it ran, the validation against trained references."""
         from demix.report import report
 
-        cfg, run = load(config, set_, run_dir)
+        cfg, run = load(config, set_, run_dir, stages=("recommend", "export"))
         path = report(cfg, run)
         typer.echo(f"report: {path}\nmarkdown: {path.with_suffix('.md')}")

@@ -20,7 +20,7 @@ ConfigOpt = Annotated[
 
 
 def _cfg(config: Path | None, overrides: list[str] | None) -> ExperimentConfig | None:
-    return load(config, overrides)[0] if config is not None else None
+    return load(config, overrides, stages=("law",))[0] if config is not None else None
 
 
 def _law_settings(cfg: ExperimentConfig | None, overrides: list[str] | None) -> LawConfig:
@@ -200,7 +200,7 @@ def check_cmd(config: ConfigArg, overrides: SetOpt = None, run_dir: RunDirOpt = 
     """Fit the law on part of the trials, predict the rest, compare its optimum with the search's."""
     import demix.law as law
 
-    cfg, run = load(config, overrides, run_dir)
+    cfg, run = load(config, overrides, run_dir, stages=("law",))
     doc = law.check(cfg, run)
     typer.echo(doc["summary"])
     typer.echo(doc["verdict"])

@@ -46,6 +46,7 @@ def register(app: typer.Typer) -> None:
             flags={"merge.method": method, "merge.normalize": False if no_normalize else None},
             # One merge: compiling the fused sum (worth it over a search's many merges) would cost more.
             defaults={"merge.compile": False},
+            stages=("merge",),
         )
         m = cfg.merge
 

@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         from demix.config import format_count
         from demix.data import prepare
 
-        cfg, run = load(config, set_, run_dir)
+        cfg, run = load(config, set_, run_dir, stages=())
         t0 = time.perf_counter()
         manifest = prepare(cfg, run, progress=progress)
         table = Table(title=f"{cfg.name}: {len(manifest.domains)} domains ({manifest.dtype} token files)")

@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         """Search merge weights with Optuna: baselines first, then the sampler's trials, then DeMix's
         top-k recommended mixture scored on the report tasks. Resumes where it stopped."""
         flags = {"search.workers": workers, "search.storage": storage, "search.n_trials": n_trials}
-        cfg, run = load(config, set_, run_dir, flags=flags)
+        cfg, run = load(config, set_, run_dir, flags=flags, stages=("merge", "evaluate", "search"))
         if show:
             typer.echo(_show(cfg, run, top))
             return

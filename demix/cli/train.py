@@ -51,7 +51,7 @@ def base_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     """Train the base model from scratch on the general data (train.base_tokens)."""
-    cfg, run = load(config, set_, run_dir)
+    cfg, run = load(config, set_, run_dir, stages=())
     from demix.train import train_base
 
     path = train_base(cfg, run, progress=not quiet, fresh=fresh)
@@ -73,7 +73,7 @@ def components_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     """Continue from the base on (1-β)·candidate + β·general, one component per candidate."""
-    cfg, run = load(config, set_, run_dir)
+    cfg, run = load(config, set_, run_dir, stages=())
     from demix.train import train_components
 
     paths = train_components(cfg, run, domain or None, progress=not quiet, fresh=fresh, parallel=parallel)
@@ -100,7 +100,7 @@ def reference_cmd(
 ) -> None:
     """Continue from the base on any data mixture (a reference model, as validation trains)."""
     budget = parse_tokens(tokens)
-    cfg, run = load(config, set_, run_dir, flags={"train.reference_tokens": budget})
+    cfg, run = load(config, set_, run_dir, flags={"train.reference_tokens": budget}, stages=())
     from demix.data import Manifest
     from demix.mixture import parse_weights
     from demix.train import train_reference

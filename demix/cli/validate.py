@@ -64,7 +64,13 @@ def register(app: typer.Typer) -> None:
                 raise DemixError("give --n-mixtures only (--mixtures is its deprecated spelling)")
             typer.echo("warning: --mixtures is deprecated; use --n-mixtures", err=True)
             n_mixtures = old_mixtures
-        cfg, run = load(config, set_, run_dir, flags={"validate.mixtures": n_mixtures})
+        cfg, run = load(
+            config,
+            set_,
+            run_dir,
+            flags={"validate.mixtures": n_mixtures},
+            stages=("merge", "evaluate", "validate"),
+        )
         doc = validate(cfg, run)
         typer.echo(format_fidelity(doc))
         typer.echo(f"saved: {run.validation / 'validation.json'}")

@@ -179,34 +179,47 @@ def _stale_manifest(cfg: ExperimentConfig, run: RunDir) -> bool:
     return Manifest.load(run).names != cfg.domains
 
 
-RULES: tuple[Rule, ...] = (
-    _sampler,
-    _storage,
-    _merge_method,
-    _include_paths,
-    _task_names,
-    _builtin_kinds,
-    _constraints,
+# Each rule with the stages whose work it protects: a command checks the rules of the stages it runs
+# (`demix config validate` and `demix run`: all), so `demix evaluate` is not refused for an epoch cap
+# only the search and export would hit.
+RULES: tuple[tuple[Rule, tuple[str, ...]], ...] = (
+    (_sampler, ("search",)),
+    (_storage, ("search",)),
+    (_merge_method, ("merge",)),
+    (_include_paths, ("evaluate",)),
+    (_task_names, ("evaluate",)),
+    (_builtin_kinds, ("evaluate",)),
+    (_constraints, ("search", "law", "recommend", "export")),
 )
 
 
-def problems(cfg: ExperimentConfig, run: RunDir | None = None) -> list[str]:
+def problems(
+    cfg: ExperimentConfig, run: RunDir | None = None, stages: tuple[str, ...] | None = None
+) -> list[str]:
     """Every problem :data:`RULES` find, one ``key: what`` line each (empty: the config is runnable).
 
     Args:
         cfg: a config the schema accepted.
         run: its run directory, when it may hold prepared data (token counts for the epoch cap).
+        stages: check only the rules of these stages (``None``: every rule).
     """
-    return [p for rule in RULES for p in rule(cfg, run)]
+    chosen = [rule for rule, for_ in RULES if stages is None or set(for_) & set(stages)]
+    return [p for rule in chosen for p in rule(cfg, run)]
 
 
-def require(cfg: ExperimentConfig, run: RunDir | None = None, *, path: Path | None = None) -> None:
+def require(
+    cfg: ExperimentConfig,
+    run: RunDir | None = None,
+    *,
+    path: Path | None = None,
+    stages: tuple[str, ...] | None = None,
+) -> None:
     """Raise when any rule fails.
 
     Raises:
         ConfigError: listing every problem (one per line when several), prefixed with ``path``.
     """
-    found = problems(cfg, run)
+    found = problems(cfg, run, stages)
     if len(found) == 1:
         raise ConfigError(found[0], path=path)
     if found:
