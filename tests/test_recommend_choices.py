@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from demix.errors import DataError
-from demix.export.plan import SCHEMA
 from demix.recommend.choices import Candidate, best_index, bootstrap_interval, edge_warning, pareto_front
 from demix.recommend.table import parse_trials_csv
 
@@ -35,32 +34,6 @@ def test_parse_trials_keeps_order_and_drops_unfinished() -> None:
 def test_parse_trials_rejects_foreign_csv() -> None:
     with pytest.raises(DataError, match="w:<domain>"):
         parse_trials_csv("x,y\n1,2\n", source="f.csv")
-
-
-def _doc() -> dict:
-    return {
-        "schema": SCHEMA,
-        "name": "demo",
-        "choice": "surrogate_topk",
-        "domains": ["prose", "code", "math"],
-        "general": "prose",
-        "beta": 0.5,
-        "ratios": {"prose": 0.6, "code": 0.3, "math": 0.1},
-        "target_tokens": 1000,
-        "tokens": {"prose": 600, "code": 300, "math": 100},
-        "available_tokens": {"prose": 1000, "code": 100, "math": 1000},
-        "epochs": {"prose": 0.6, "code": 3.0, "math": 0.1},
-        "max_epochs": 4.0,
-        "max_target_tokens": 1333,
-        "merge_weights": {"prose": 0.2, "code": 0.6, "math": 0.2},
-        "interval": {"prose": [0.55, 0.65], "code": [0.25, 0.35], "math": [0.05, 0.15]},
-        "predicted": {"surrogate_objective": 0.8},
-        "alternatives": {"best_trial": {"r": {"prose": 0.7, "code": 0.2, "math": 0.1}, "predicted": {}}},
-        "megatron_prefix": "/data/{domain}_text_document",
-        "sources": {"prose": ["builtin:prose"], "code": ["builtin:code"], "math": ["builtin:math"]},
-        "warnings": [],
-        "provenance": {"demix_version": "0"},
-    }
 
 
 def test_bootstrap_interval_is_deterministic_and_covers() -> None:
