@@ -121,19 +121,24 @@ class Manifest(BaseModel):
         write_text_atomic(run.manifest, self.model_dump_json(indent=2) + "\n")
 
 
-def token_counts(cfg: ExperimentConfig, run: RunDir | None, domains: Sequence[str]) -> np.ndarray | None:
+def token_counts(
+    cfg: ExperimentConfig, run: RunDir | None, domains: Sequence[str], *, manifest: Manifest | None = None
+) -> np.ndarray | None:
     """Training tokens per domain, in ``domains``' order: the one source every stage uses.
 
     Precedence: ``search.token_counts`` when the config states it (components brought from
     elsewhere, or a user who knows the full datasets' sizes better than the prepared sample), else
     the prepared manifest's training tokens, else ``None`` (not known yet: before ``prepare``).
-    A domain the chosen source does not cover also gives ``None``.
+    A domain the chosen source does not cover also gives ``None``. ``manifest``: the run's, when the
+    caller has loaded it already.
     """
     if cfg.search.token_counts is not None:
         given = cfg.search.token_counts
         return np.array([float(given[d]) for d in domains]) if all(d in given for d in domains) else None
-    if run is None or not run.manifest.is_file():
-        return None
-    m = Manifest.load(run)
+    if manifest is None:
+        if run is None or not run.manifest.is_file():
+            return None
+        manifest = Manifest.load(run)
+    m = manifest
     counts = dict(zip(m.names, m.token_counts("train"), strict=True))
     return np.array([float(counts[d]) for d in domains]) if all(d in counts for d in domains) else None

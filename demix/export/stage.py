@@ -33,11 +33,12 @@ def available_tokens(
     the manifest when prepare ran)."""
     from demix.data.manifest import Manifest, token_counts
 
-    sources: dict = {}
-    if run.manifest.is_file():
-        info = {d.name: d for d in Manifest.load(run).domains}
-        sources = {d: list(info[d].sources) for d in domains if d in info}
-    return token_counts(cfg, run, domains), sources
+    if not run.manifest.is_file():
+        return token_counts(cfg, run, domains), {}
+    m = Manifest.load(run)
+    info = {d.name: d for d in m.domains}
+    sources = {d: list(info[d].sources) for d in domains if d in info}
+    return token_counts(cfg, run, domains, manifest=m), sources
 
 
 def mixture_document(

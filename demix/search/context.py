@@ -33,8 +33,9 @@ def domains_and_counts(cfg: ExperimentConfig, run: RunDir) -> tuple[list[str], n
     """
     from demix.data.manifest import Manifest, token_counts
 
-    names = Manifest.load(run).names if run.manifest.is_file() else cfg.domains
-    found = token_counts(cfg, run, names)
+    m = Manifest.load(run) if run.manifest.is_file() else None
+    names = m.names if m is not None else cfg.domains
+    found = token_counts(cfg, run, names, manifest=m)
     counts = found if found is not None else np.zeros(len(names))
     if not np.all(counts > 0):
         missing = [d for d, c in zip(names, counts, strict=True) if c <= 0]
