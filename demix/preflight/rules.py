@@ -160,23 +160,18 @@ def _constraints(cfg: ExperimentConfig, run: RunDir | None) -> list[str]:
 
 def _token_counts(cfg: ExperimentConfig, run: RunDir | None) -> np.ndarray | None:
     """Token counts in the config's candidate order, or ``None`` when not known before ``prepare``."""
-    from demix.data.manifest import token_counts
+    from demix.data.manifest import Manifest, token_counts
 
     try:
-        if run is not None and _stale_manifest(cfg, run):
-            return None  # candidates changed since prepare: prepare runs again first
-        counts = token_counts(cfg, run, cfg.domains)
+        m = None
+        if cfg.search.token_counts is None and run is not None and run.manifest.is_file():
+            m = Manifest.load(run)
+            if m.names != cfg.domains:
+                return None  # candidates changed since prepare: prepare runs again first
+        counts = token_counts(cfg, run, cfg.domains, manifest=m)
     except DemixError:
         return None  # the stage that reads it reports a broken manifest
     return counts if counts is not None and np.all(counts > 0) else None
-
-
-def _stale_manifest(cfg: ExperimentConfig, run: RunDir) -> bool:
-    from demix.data.manifest import Manifest
-
-    if cfg.search.token_counts is not None or not run.manifest.is_file():
-        return False
-    return Manifest.load(run).names != cfg.domains
 
 
 # Each rule with the stages whose work it protects: a command checks the rules of the stages it runs
