@@ -11,6 +11,12 @@ that the fit recovered t.
 (../shared/fixtures/regmix, 17 domains x 13 targets, 512 runs at 1M) beside LightGBM with RegMix's
 settings; Spearman also 1M -> 60M.
 
+``--combine``: how the forms r^p are combined (``law.combine``), measured: ``demix.law.compare`` on
+RegMix's swarm (5 seeded folds of train-1m, and train-1m -> test-60m; every target), the weights'
+power (0: equal, 1: inverse CV MAE, 2) 1M -> 60M per target, and on the Data Mixing Laws fixture
+the 3 seeded 20/6 splits and the rankings across model size (fitted on all 26 mixtures at one
+size, ranking them at another); seconds of each.
+
 ``--fixture``: accuracy on the paper's measured losses (../shared/fixtures/mixing-laws, 70M, step 30000)
 instead: held-out MAE of the overall loss on the 3 seeded 20/6 splits (default grid), leave-one-out
 over the 26 mixtures, both for the default (p chosen by cross-validation) and the paper's law alone,
@@ -183,6 +189,98 @@ def regmix() -> None:
             law.predict(t1.R), law.predict(t60.R))  # fmt: skip
 
 
+def _combos(law: Any, R: np.ndarray) -> dict[str, np.ndarray]:
+    """Predictions (m, V) of each form, the CV-selected one, and ensembles with weight powers 0, 1, 2."""
+    forms = {part.exponent: part.predict(R) for _, part in law.forms}
+    cv = {float(p): float(e) for p, e in law.info["exponent_cv_mae"].items()}
+    out = {f"p={p:g}": P for p, P in forms.items()}
+    out["select (CV)"] = forms[min(cv, key=lambda p: cv[p])]
+    for power in (0, 1, 2):
+        w = np.array([cv[p] ** -power for p in forms])
+        out[f"ensemble power {power}"] = sum(x / w.sum() * P for x, P in zip(w, forms.values(), strict=True))
+    return out
+
+
+def _regmix_combine() -> None:
+    from demix.law import compare
+    from demix.util.stats import spearman
+
+    fix = FIX.parent / "regmix"
+    tr, t60 = read_table(fix / "train-1m.csv"), read_table(fix / "test-60m.csv")
+    for what, kw in (("5 seeded folds of train-1m", {}), ("train-1m -> test-60m", {"test": t60})):
+        t0, c0 = time.perf_counter(), time.process_time()
+        doc = compare(tr, LawConfig(), **kw)
+        print(f"regmix {what}: {time.perf_counter() - t0:.1f} s wall / {time.process_time() - c0:.1f} s CPU; "
+              f"fit seconds {json.dumps({k: round(v, 2) for k, v in doc['fit_seconds'].items()})}")  # fmt: skip
+        for m in doc["methods"]:
+            pc = doc["results"]["pile_cc"][m]
+            ms = np.mean([doc["results"][t][m]["spearman"] for t in doc["targets"]])
+            mm = np.mean([doc["results"][t][m]["mae"] for t in doc["targets"]])
+            print(f"  {m:26s} pile_cc MAE {pc['mae']:.4f} Spearman {pc['spearman']:.3f}; "
+                  f"mean of 13 targets MAE {mm:.4f} Spearman {ms:.3f}")  # fmt: skip
+    law = fit(tr.R, tr.L, LawConfig(), domains=tr.domains, targets=tr.targets)
+    print(f"regmix 1M -> 60M per target, combine weights {law.info['combine_weights']}")
+    rho = {
+        k: [spearman(P[:, v], t60.L[:, v]) for v in range(len(tr.targets))]
+        for k, P in _combos(law, t60.R).items()
+    }
+    best = np.max([rho["p=1"], rho["p=0.5"]], axis=0)
+    for k, r in rho.items():
+        gap = best - np.array(r)
+        print(f"  {k:20s} pile_cc {r[tr.targets.index('pile_cc')]:.3f} mean {np.mean(r):.4f} "
+              f"worst shortfall from the better form {gap.max():.4f} ({tr.targets[int(gap.argmax())]})")  # fmt: skip
+
+
+def _dml_combine() -> None:
+    from demix.util.stats import spearman
+
+    with tempfile.TemporaryDirectory() as d:
+        tidy_to_wide(FIX / "pile-5domains.csv", Path(d) / "pile.csv")
+        t = read_table(Path(d) / "pile.csv")
+    w = json.loads((FIX / "pile-valid-weights.json").read_text())
+    s = np.array([w[x] for x in t.targets]) / sum(w[x] for x in t.targets)
+    sizes = {n: at_target(t.R, t.L, t.step, t.size, target_step=30000, target_size=float(n[:-1]) * 1e6)
+             for n in ("70M", "160M", "305M", "410M")}  # fmt: skip
+    R, L = sizes["70M"].R, sizes["70M"].L
+    maes: dict[str, list[float]] = {}
+    t0, c0 = time.perf_counter(), time.process_time()
+    for seed in range(3):
+        perm = np.random.default_rng(seed).permutation(len(R))
+        tr, te = perm[:20], perm[20:]
+        law = fit(R[tr], L[tr], LawConfig(), aggregate=s)
+        for k, P in _combos(law, R[te]).items():
+            maes.setdefault(k, []).append(float(np.mean(np.abs(P @ s - L[te] @ s))))
+    print(f"DML 70M, 3 seeded 20/6 splits, default grid: {time.perf_counter() - t0:.1f} s wall / "
+          f"{time.process_time() - c0:.1f} s CPU (3 fits)")  # fmt: skip
+    for k, m in maes.items():
+        print(f"  {k:20s} held-out MAE of the overall loss {np.round(m, 4).tolist()} mean {np.mean(m):.4f}")
+    rows: dict[str, list[float]] = {}
+    for a, b in (
+        ("70M", "160M"),
+        ("70M", "305M"),
+        ("70M", "410M"),
+        ("160M", "410M"),
+        ("410M", "70M"),
+        ("305M", "70M"),
+    ):
+        ea, eb = sizes[a], sizes[b]
+        key = {tuple(np.round(r, 4)): i for i, r in enumerate(eb.R)}
+        pair = [(i, key[tuple(np.round(r, 4))]) for i, r in enumerate(ea.R) if tuple(np.round(r, 4)) in key]
+        ia, ib = np.array(pair).T
+        law = fit(ea.R[ia], ea.L[ia], SMALL, aggregate=s)
+        for k, P in _combos(law, eb.R[ib]).items():
+            rows.setdefault(k, []).append(spearman(P @ s, eb.L[ib] @ s))
+    print(
+        "DML across size, Spearman of the overall loss (180 starts), pairs 70M->160M, 70M->305M, "
+        "70M->410M, 160M->410M, 410M->70M, 305M->70M:"
+    )
+    best = np.max([rows["p=1"], rows["p=0.5"]], axis=0)
+    for k, r in rows.items():
+        print(
+            f"  {k:20s} {np.round(r, 3).tolist()} worst shortfall from the better form {np.max(best - r):.3f}"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -190,7 +288,12 @@ def main() -> None:
     ap.add_argument("--fixture", action="store_true", help="accuracy on the paper's measured losses")
     ap.add_argument("--splits", type=int, default=0, help="with --fixture: also N splits at 70M-410M")
     ap.add_argument("--regmix", action="store_true", help="RegMix's swarm: demix beside LightGBM")
+    ap.add_argument("--combine", action="store_true", help="how the forms are combined (law.combine)")
     args = ap.parse_args()
+    if args.combine:
+        _dml_combine()
+        _regmix_combine()
+        return
     if args.regmix:
         regmix()
         return

@@ -74,7 +74,8 @@ def test_fit_predict_optimize_roundtrip(tmp_path):
     doc = json.loads(fit_json.read_text())
     assert np.array(doc["t"]).shape == (3, 3) and doc["aggregate"] == pytest.approx([0.5, 0.3, 0.2])
     assert "provenance" in doc
-    assert doc["exponent"] == 1.0 and "chosen by 5-fold cross-validation" in r.stdout  # data from r, not √r
+    assert doc["exponent"] == 1.0 and "5-fold cross-validation" in r.stdout  # data from r, not √r
+    assert doc["combine"]["method"] == "ensemble" and doc["combine"]["weights"]["1.0"] > 0.5
     # --set law.* applies without --config; a bad value exits 2 naming the key and leaves the fit as it was.
     before = fit_json.read_bytes()
     r = _demix("law", "fit", str(tmp_path / "m.csv"), "--out", str(fit_json), "--set", "law.exponents=[1.5]")

@@ -52,8 +52,8 @@ def test_fit_recovers_t_from_noisy_synthetic_law():
 @pytest.mark.parametrize("p", [1.0, 0.5])
 def test_cross_validation_picks_the_exponent_the_data_follow(p):
     R, L, c, k, t = _synthetic(n=50, noise=0.003, seed=4, p=p)
-    law = fit(R, L, SMALL)
-    assert law.exponent == p
+    law = fit(R, L, SMALL.model_copy(update={"combine": "select"}))
+    assert law.exponent == p and law.info["combine"] == "select" and not law.parts
     cv = law.info["exponent_cv_mae"]
     assert cv[str(p)] == min(cv.values()) and law.info["exponent_choice"] == "5-fold cross-validation"
     np.testing.assert_allclose(law.t, t, atol=0.3)

@@ -13,9 +13,13 @@ Public API::
     read_table(path) -> LawTable;  tidy_to_wide(path, out);  save_fit / load_fit;  write_predictions
     read_references(run);  aggregate_weights(cfg, run, targets) -> (V,);  objective_weights(run, targets)
     check(cfg, run) -> dict   # writes law/check.json;  fit_and_save(source, dest, cfg.law, ...) -> FitResult
+    compare(table, cfg.law, *, test=, folds=) -> dict  # the law's forms vs LightGBM vs linear, same folds
+    LawTable.select(targets);  parse_targets("a,b")      # --targets
 
 The core is pure (arrays in, arrays and dataclasses out): ``batch`` (the batched
-Huber/Levenberg-Marquardt solver every fit uses), ``mixing`` (the law), ``starts`` (its start
+Huber/Levenberg-Marquardt solver every fit uses), ``forms`` (one fit per form r^p and the
+cross-validation that scores them), ``mixing`` (the law: one form, or an ensemble of them),
+``compare`` (the law beside LightGBM and linear regression), ``starts`` (its start
 grid, subsampled where many mixtures × domains make the paper's 6000 wasteful), ``scaling`` (step and size
 laws), ``aggregate`` (the overall loss: given, learned weights), ``optimize`` (the law optimum
 under the search's constraints, stated on r by :mod:`demix.mixture.bounds`), ``holdout`` (errors
@@ -27,6 +31,7 @@ CSV tables, fit JSON, predictions) and ``stage`` (a run directory: ``demix law c
 from __future__ import annotations
 
 from demix.law.aggregate import OVERALL, fit_with_overall, split_overall
+from demix.law.compare import compare, parse_targets
 from demix.law.files import load_fit, read_loss_weights, read_table, save_fit, tidy_to_wide, write_predictions
 from demix.law.holdout import holdout_errors
 from demix.law.mixing import MixingLaw, fit, learn_aggregate_weights
@@ -58,6 +63,7 @@ __all__ = [
     "at_target",
     "bounds_for",
     "check",
+    "compare",
     "fit",
     "fit_and_save",
     "fit_power_laws",
@@ -70,6 +76,7 @@ __all__ = [
     "objective_weights",
     "optimize",
     "optimize_for",
+    "parse_targets",
     "read_loss_weights",
     "read_references",
     "read_table",

@@ -6,7 +6,7 @@ parameters log c, log k, t; summed Huber loss; a multi-start grid of log c × lo
 domains and starts are solved together by :func:`demix.law.batch.fit_batched`.
 
 p = 1 is the paper's law. demix also offers p = 1/2 and, by default, lets cross-validation on
-the fitted rows choose (:func:`choose_exponent`): on the paper's own measurements the square
+the fitted rows choose (:func:`demix.law.forms.choose_exponent`): on the paper's own measurements the square
 root halves the error on held-out mixtures, because a loss climbs steeply as a domain's share
 goes to 0 (docs/perf/law.md). ``law.exponents: [1.0]`` fixes the paper's law.
 
@@ -27,8 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from demix.errors import DemixError
-from demix.law.batch import fit_batched, predict
-from demix.law.starts import scaled_starts, start_grid
+from demix.law.forms import choose_exponent, features, fit_at
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -50,6 +49,9 @@ class MixingLaw:
         aggregate: (V,) weights of the overall loss, or ``None`` when unknown.
         info: how it was fitted (starts, delta, points, iterations, the exponent's choice).
         exponent: p in exp(Σ_j t_ij r_j^p); 1 is the paper's law.
+        parts: for a combined law (``law.combine: ensemble``), its forms with their weights; the
+            law predicts their weighted mean, and c, k, t, exponent are its heaviest form's (what
+            the t_ij table and plot show). Empty for a single form.
     """
 
     domains: list[str]
@@ -61,18 +63,26 @@ class MixingLaw:
     aggregate: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
     exponent: float = 1.0
+    parts: tuple[tuple[float, MixingLaw], ...] = ()
 
     def predict(self, R: np.ndarray) -> np.ndarray:
         """Per-domain losses (n, V) at data ratios R (n, K) or (K,)."""
         R = np.atleast_2d(np.asarray(R, dtype=np.float64))
         if R.shape[1] != len(self.domains):
             raise DemixError(f"mixtures have {R.shape[1]} columns, the law has {len(self.domains)} domains")
+        if self.parts:
+            return sum((w * part.predict(R) for w, part in self.parts), np.zeros((len(R), len(self.targets))))
         z = self.features(R) @ self.t.T + np.log(self.k)[None, :]
         return self.c[None, :] + np.exp(np.minimum(z, 700.0))
 
     def features(self, R: np.ndarray) -> np.ndarray:
         """r^p, what t multiplies (r itself for the paper's law)."""
-        return _features(np.asarray(R, dtype=np.float64), self.exponent)
+        return features(np.asarray(R, dtype=np.float64), self.exponent)
+
+    @property
+    def forms(self) -> tuple[tuple[float, MixingLaw], ...]:
+        """(weight, single-form law) pairs: the parts of a combined law, or the law itself."""
+        return self.parts or ((1.0, self),)
 
     def predict_aggregate(self, R: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         """Overall loss (n,) = Σ_i s_i L_i(r) with s the given or stored aggregation weights."""
@@ -91,6 +101,18 @@ class MixingLaw:
         return replace(self, aggregate=s, info=dict(self.info))
 
     def to_json(self) -> dict[str, Any]:
+        doc = self._form_json()
+        doc["combine"] = {
+            "method": self.info.get("combine", "select"),
+            "weights": self.info.get("combine_weights", {str(self.exponent): 1.0}),
+        }
+        if "combine_power" in self.info:
+            doc["combine"]["power"] = self.info["combine_power"]
+        if self.parts:
+            doc["parts"] = [{"weight": w, **part._form_json()} for w, part in self.parts]
+        return doc
+
+    def _form_json(self) -> dict[str, Any]:
         return {
             "law": self.formula(),
             "exponent": self.exponent,
@@ -105,6 +127,9 @@ class MixingLaw:
         }
 
     def formula(self) -> str:
+        if self.parts:
+            terms = " + ".join(f"{w:.2f}*[{part.formula()[9:]}]" for w, part in self.parts)
+            return f"L_i(r) = {terms}"
         r = "r_j" if self.exponent == 1.0 else f"r_j^{self.exponent:g}"
         return f"L_i(r) = c_i + k_i * exp(sum_j t_ij {r})"
 
@@ -122,23 +147,31 @@ class MixingLaw:
                 None if agg is None else np.asarray(agg, dtype=np.float64),
                 dict(doc.get("info") or {}),
                 _exponent(doc.get("exponent", 1.0)),
+                tuple(
+                    (float(d["weight"]), cls.from_json(d | {"aggregate": None}))
+                    for d in doc.get("parts") or []
+                ),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise DemixError(f"not a mixing-law fit ({type(e).__name__}: {e})") from None
 
 
 def exponent_note(exponent: float, info: dict[str, Any]) -> str | None:
-    """How p was chosen, with the cross-validation errors; None when it was given, not chosen."""
+    """How the form was chosen or the forms combined, with the cross-validation errors; None when
+    p was given, not chosen."""
     cv = info.get("exponent_cv_mae")
     if not isinstance(cv, dict) or not cv:
         return None
     errs = ", ".join(f"p={p}: {float(e):.4f}" for p, e in cv.items())
+    w = info.get("combine_weights")
+    if info.get("combine") == "ensemble" and isinstance(w, dict):
+        mix = " + ".join(f"{float(x):.2f} x (p={q})" for q, x in w.items())
+        power = float(info.get("combine_power", 1.0))
+        return (
+            f"ensemble of the forms, {mix}, weights ∝ ({info.get('exponent_choice')} MAE)^-{power:g} "
+            f"(held-out MAE {errs}); t_ij shown for p={exponent:g}"
+        )
     return f"p={exponent:g} chosen by {info.get('exponent_choice')} (held-out MAE {errs})"
-
-
-def _features(R: np.ndarray, p: float) -> np.ndarray:
-    """r^p, what t multiplies: r itself for p = 1; else rounding-error negatives (-1e-18) read as 0."""
-    return R if p == 1.0 else np.maximum(R, 0.0) ** p
 
 
 def _exponent(p: Any) -> float:
@@ -180,8 +213,11 @@ def fit(
 ) -> MixingLaw:
     """Fit one law per validation domain, all domains and starts in one batched solve.
 
-    With several ``cfg.exponents`` the exponent p of r^p is chosen first by cross-validation on
-    these rows (:func:`choose_exponent`), then the law is fitted with it on all of them.
+    With several ``cfg.exponents`` each form r^p is scored first by cross-validation on these rows
+    (:func:`demix.law.forms.choose_exponent`). ``law.combine: select`` then fits the best form on
+    all rows; ``ensemble`` (the default) fits every form and predicts their mean weighted by
+    (cross-validated MAE)^-``law.combine_power`` (:func:`combine_weights`). ``info["combine"]``
+    and ``info["combine_weights"]`` record which.
 
     Args:
         R: (n, K) data ratios of the n measured mixtures; rows must sum to 1.
@@ -226,147 +262,53 @@ def fit(
     )
     with torch_threads(cfg.threads):
         p, cv = choose_exponent(R, L, mask, cfg, diag, agg)
-        th, loss, info = _fit_at(R, L, mask, cfg, diag, p, cfg.seed)
-    if p == 1.0:  # log k was folded into t: report t centred, k = exp(mean t)
-        m = th[:, 1:].mean(axis=1)
-        c, k, t = np.exp(th[:, 0]), np.exp(m), th[:, 1:] - m[:, None]
-    else:
-        c, k, t = np.exp(th[:, 0]), np.exp(th[:, 1]), th[:, 2:]
-    info.update({"mixtures": int(n), "seed": cfg.seed, "ridge": cfg.ridge, "huber_delta": cfg.huber_delta})
-    info.update(cv)
-    law = MixingLaw(names, tnames, c, k, t, loss, None, info, p)
+        weights_by_p = combine_weights(cfg, cv)
+        forms = {q: _form(R, L, mask, cfg, diag, q, names, tnames) for q in (weights_by_p or {p: 1.0})}
+    info = dict(forms[p].info) | cv
+    info |= {"mixtures": int(n), "seed": cfg.seed, "ridge": cfg.ridge, "huber_delta": cfg.huber_delta}
+    info["combine"] = "ensemble" if weights_by_p else "select"
+    info["combine_weights"] = {str(q): w for q, w in (weights_by_p or {p: 1.0}).items()}
+    law = replace(forms[p], info=info)
+    if weights_by_p:
+        info["combine_power"] = float(cfg.combine_power)
+        parts = tuple((w, forms[q]) for q, w in weights_by_p.items())
+        law = replace(forms[max(weights_by_p, key=lambda q: weights_by_p[q])], info=info, parts=parts)
     return law.with_aggregate(agg) if agg is not None else law
 
 
-def _fit_at(
+def combine_weights(cfg: LawConfig, cv: dict[str, Any]) -> dict[float, float] | None:
+    """Weights of the forms in an ensemble, ∝ (cross-validated MAE)^-combine_power; None: select one.
+
+    Why combine at all: within one model size cross-validation prefers √r every time, yet which
+    form ranks the mixtures of a larger model best differs between data sets (docs/perf/law.md);
+    a weighted mean of the forms' predictions is never far from the better of them.
+    """
+    errs = cv.get("exponent_cv_mae")
+    if cfg.combine != "ensemble" or not isinstance(errs, dict) or len(errs) < 2:
+        return None
+    e = np.array([max(float(v), 1e-12) for v in errs.values()])
+    w = e ** -float(cfg.combine_power)
+    return {float(q): float(x) for q, x in zip(errs, w / w.sum(), strict=True)}
+
+
+def _form(
     R: np.ndarray,
     L: np.ndarray,
     mask: np.ndarray,
     cfg: LawConfig,
     diag: list[int | None],
     p: float,
-    seed: int,
-    *,
-    n_starts: int | None = None,
-    floor: int | None = None,
-    budget: float | None = None,
-) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Best parameters per domain at exponent p: theta (V, ·), training loss (V,), fit info.
-
-    theta is (log c, t) for p = 1 (log k folded into t) and (log c, log k, t) otherwise.
-    ``mask`` (n, V) weights the rows per domain (0: left out). ``n_starts`` caps the grid (a random
-    subset, for the cross-validation's many small fits); where many mixtures make each start
-    costly, :func:`scaled_starts` caps it further, not below ``floor`` (default ``law.min_starts``).
-    """
-    starts = start_grid(cfg, R.shape[1], diag, p, seed)
-    grid = int(starts.shape[1])
-    want = grid if n_starts is None else min(grid, n_starts)
-    n_fit = int((mask > 0).sum(axis=0).max())
-    floor = cfg.min_starts if floor is None else floor
-    use = scaled_starts(want, floor, n_fit, R.shape[1], cfg.start_budget if budget is None else budget)
-    if use < grid:
-        pick = np.random.default_rng(seed).choice(grid, use, replace=False)
-        starts = starts[:, np.sort(pick)]
-    polish = min(cfg.polish, max(4, cfg.polish * use // want))  # fewer starts, fewer to polish
-    X = _features(R, p)
-    Y, M = np.nan_to_num(L).T, mask.T
-    kw: dict[str, Any] = {"delta": cfg.huber_delta, "mask": M, "ridge": cfg.ridge, "intercept": p != 1.0}
-    first_iters = 0
-    if polish and use > polish:
-        # Every start in float32, then the best `polish` per domain again in float64.
-        first = fit_batched(X, Y, starts, max_iter=cfg.screen_iter, single=True, keep_all=True, **kw)
-        assert first.all_theta is not None and first.all_loss is not None
-        top = np.argsort(first.all_loss, axis=1, kind="stable")[:, :polish]
-        first_iters = first.iterations
-        starts = np.take_along_axis(first.all_theta, top[..., None], axis=1)
-    res = fit_batched(X, Y, starts, max_iter=cfg.max_iter, **kw)
-    info = {
-        "starts_per_domain": use,
-        "start_grid": grid,
-        "polished_in_float64": int(starts.shape[1]),
-        "iterations": int(first_iters + res.iterations),
-    }
-    return res.theta, res.loss, info
-
-
-def _predict_theta(th: np.ndarray, R: np.ndarray, p: float) -> np.ndarray:
-    """Losses (n, V) from raw parameters theta (V, ·) at exponent p (see :func:`_fit_at`)."""
-    if p == 1.0:  # log k folded into t: b = 0
-        th = np.insert(th, 1, 0.0, axis=1)
-    return predict(th, _features(R, p)).T
-
-
-def choose_exponent(
-    R: np.ndarray,
-    L: np.ndarray,
-    mask: np.ndarray,
-    cfg: LawConfig,
-    diag: list[int | None],
-    aggregate: np.ndarray | None,
-) -> tuple[float, dict[str, Any]]:
-    """The exponent p of cfg.exponents whose law predicts left-out rows best; and the record.
-
-    k-fold cross-validation on the given rows only (never on rows held out by a caller): each
-    fold is fitted on the other rows with ``cfg.cv_starts`` starts per domain and scored by the
-    mean absolute error of the overall loss on its rows (with ``aggregate``; else of the
-    per-domain losses). Why p = 1/2 is offered: on the Data Mixing Laws paper's measurements a
-    domain's loss rises steeply as its share goes to 0, which exp(t·r) under-predicts and
-    exp(t·√r) (infinite slope at 0) follows; docs/perf/law.md.
-    """
-    ps = [float(p) for p in cfg.exponents]
-    rows = np.flatnonzero(mask.sum(axis=1) > 0)
-    folds = min(cfg.cv_folds, len(rows))
-    n_params = R.shape[1] + 2
-    if len(ps) == 1:
-        return ps[0], {"exponent_choice": "given"}
-    if len(rows) - -(-len(rows) // folds) < n_params + 1:
-        return ps[0], {"exponent_choice": f"first listed: too few mixtures ({len(rows)}) to cross-validate"}
-    perm = np.random.default_rng(cfg.seed).permutation(rows)
-    tests = [perm[f::folds] for f in range(folds)]
-    fit_masks = []
-    for test in tests:
-        m_fit = mask.copy()
-        m_fit[test] = 0.0
-        fit_masks.append(m_fit)
-    usable = [f for f in range(folds) if ((fit_masks[f] > 0).sum(axis=0) >= 3).all()]
-    if not usable:
-        return ps[0], {"exponent_choice": "first listed: no fold leaves 3 mixtures per domain"}
-    # All folds are fitted together: problem (fold, domain) is column f·V + i of one batched solve.
-    V = L.shape[1]
-    L_all = np.tile(L, (1, len(usable)))
-    M_all = np.concatenate([fit_masks[f] for f in usable], axis=1)
-    err = dict.fromkeys(ps, 0.0)
-    count = 0.0
-    fitted = {
-        p: _fit_at(
-            R,
-            L_all,
-            M_all,
-            cfg,
-            diag * len(usable),
-            p,
-            cfg.seed + 1,
-            n_starts=cfg.cv_starts,
-            floor=max(1, cfg.min_starts // 8),
-            budget=cfg.start_budget / folds,
-        )[0]
-        for p in ps
-    }
-    for j, f in enumerate(usable):
-        test = tests[f]
-        Lt, wt = L[test], mask[test].max(axis=1)
-        # The overall loss needs every domain of a row; per-domain errors use what was measured.
-        ok = np.isfinite(Lt).all(axis=1) if aggregate is not None else np.isfinite(Lt).any(axis=1)
-        for p in ps:
-            d = _predict_theta(fitted[p][j * V : (j + 1) * V], R[test[ok]], p) - Lt[ok]
-            e = np.abs(d @ aggregate) if aggregate is not None else np.nanmean(np.abs(d), axis=1)
-            err[p] += float(wt[ok] @ e)
-        count += float(wt[ok].sum())
-    if count <= 0:
-        return ps[0], {"exponent_choice": "first listed: no fold could be scored"}
-    cv = {str(p): err[p] / count for p in ps}
-    best = min(ps, key=lambda p: (err[p], ps.index(p)))
-    return best, {"exponent_choice": f"{folds}-fold cross-validation", "exponent_cv_mae": cv}
+    names: list[str],
+    tnames: list[str],
+) -> MixingLaw:
+    """The law of one form r^p fitted on all rows, in the reported gauge (module docstring)."""
+    th, loss, info = fit_at(R, L, mask, cfg, diag, p, cfg.seed)
+    if p == 1.0:  # log k was folded into t: report t centred, k = exp(mean t)
+        m = th[:, 1:].mean(axis=1)
+        c, k, t = np.exp(th[:, 0]), np.exp(m), th[:, 1:] - m[:, None]
+    else:
+        c, k, t = np.exp(th[:, 0]), np.exp(th[:, 1]), th[:, 2:]
+    return MixingLaw(names, tnames, c, k, t, loss, None, info, p)
 
 
 def learn_aggregate_weights(L: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -35,18 +35,27 @@ class Optimum:
 
 
 def _solve(law: MixingLaw, s: np.ndarray, b: RatioBounds, r0: np.ndarray) -> np.ndarray:
-    """SLSQP from r0. For p < 1 in u = r^p, where the law is exp-linear and its gradient finite.
+    """SLSQP from r0, in u = r^p0 (p0: the smallest p of the law's forms), where every form is
+    exp(t·u^(p/p0)) with a finite gradient.
 
     In r, the gradient of r^p is infinite at a zero share; in u the constraints become smooth
-    (Σ u^(1/p) = 1, G u^(1/p) within the caps) and the bounds stay bounds (lo^p <= u <= hi^p).
+    (Σ u^(1/p0) = 1, G u^(1/p0) within the caps) and the bounds stay bounds (lo^p0 <= u <= hi^p0).
+    A combined law (``law.parts``) is the weighted sum of its forms' objectives.
     """
     from scipy.optimize import minimize
 
-    t, logk, q = law.t, np.log(law.k), 1.0 / law.exponent
+    p0 = min(part.exponent for _, part in law.forms)
+    q = 1.0 / p0
+    forms = [(w, part.t, np.log(part.k), part.c, part.exponent / p0) for w, part in law.forms]
 
     def f(u: np.ndarray) -> tuple[float, np.ndarray]:
-        e = s * np.exp(np.minimum(t @ u + logk, 700.0))  # (V,)
-        return float(s @ law.c + e.sum()), e @ t
+        u = np.maximum(u, 0.0)
+        val, grad = 0.0, np.zeros_like(u)
+        for w, t, logk, c, a in forms:
+            e = w * s * np.exp(np.minimum(t @ u**a + logk, 700.0))  # (V,)
+            val += float(w * (s @ c) + e.sum())
+            grad += (e @ t) * (a * u ** (a - 1.0) if a != 1.0 else 1.0)
+        return val, grad
 
     def ratios(u: np.ndarray) -> np.ndarray:
         return np.maximum(u, 0.0) ** q
@@ -69,10 +78,10 @@ def _solve(law: MixingLaw, s: np.ndarray, b: RatioBounds, r0: np.ndarray) -> np.
         cons.append({"type": "ineq", "fun": lambda u: G @ ratios(u) - b.glo, "jac": lambda u: G * dratios(u)})
     res = minimize(
         f,
-        r0**law.exponent,
+        r0**p0,
         jac=True,
         method="SLSQP",
-        bounds=list(zip(b.lo**law.exponent, b.hi**law.exponent, strict=True)),
+        bounds=list(zip(b.lo**p0, b.hi**p0, strict=True)),
         constraints=cons,
         options={"maxiter": 500, "ftol": 1e-12},
     )

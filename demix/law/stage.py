@@ -324,6 +324,7 @@ def fit_and_save(
     weights: Path | None = None,
     target_step: float | None = None,
     target_size: float | None = None,
+    targets: list[str] | None = None,
 ) -> FitResult:
     """Read a measurement table (or a run's references), fit the law, write the fit JSON to ``dest``.
 
@@ -338,9 +339,11 @@ def fit_and_save(
         weights: a JSON ``{validation domain: weight}`` of the overall loss (wins over ``cfg``).
         target_step, target_size: fit the losses extrapolated to this step / model size (nested
             laws; default ``lc.target_step`` / ``lc.target_size``).
+        targets: fit only these ``loss:`` columns (``--targets``; default all).
 
     Raises:
         DataError: an unreadable table or weights file, naming the row and column.
+        DemixError: a ``targets`` name the table does not have.
         StageError: the run has not written the references.
     """
     from demix.run import RunDir  # imported here: `import demix.law` stays light
@@ -349,6 +352,7 @@ def fit_and_save(
     if references and run is None:
         raise ValueError("references are read from a run directory: give run_root")
     table = read_references(run) if references and run is not None else read_table(source)
+    table = table.select(targets)
     ext = at_target(
         table.R,
         table.L,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
+
+from demix.errors import DemixError
 
 
 @dataclass
@@ -47,3 +50,21 @@ class LawTable:
             self.domains, self.targets, self.R[idx], self.L[idx], pick(self.step), pick(self.size),
             self.rows[idx], self.source, pick(self.rescaled),
         )  # fmt: skip
+
+    def select(self, names: Sequence[str] | None) -> LawTable:
+        """Only the ``loss:`` columns named, in that order (``--targets``); all when ``names`` is None.
+
+        Raises:
+            DemixError: a name that is not a target of the table (the message lists the targets).
+        """
+        if names is None:
+            return self
+        unknown = [t for t in names if t not in self.targets]
+        if unknown:
+            raise DemixError(
+                f"--targets: {unknown[0]!r} is not a target of {self.source} (its loss: columns: "
+                f"{', '.join(self.targets)})"
+            )
+        if not names:
+            raise DemixError("--targets: give at least one target")
+        return replace(self, targets=list(names), L=self.L[:, [self.targets.index(t) for t in names]])

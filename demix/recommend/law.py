@@ -8,7 +8,7 @@ when the law stage ran; otherwise the recommendation has two candidates, not thr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -57,8 +57,14 @@ class LawView:
             return None
         t = self.table
         try:
-            law = fit(t.R, t.L, cheap(self.cfg.law, b, self.law.exponent), domains=t.domains, targets=t.targets,
-                      aggregate=self.law.aggregate, weights=counts)  # fmt: skip
+            # Each form of the fitted law refitted alone, combined with the fitted law's weights
+            # (a combined law's parts; a single form is its own only part).
+            forms = tuple(
+                (w, fit(t.R, t.L, cheap(self.cfg.law, b, part.exponent), domains=t.domains,
+                        targets=t.targets, aggregate=self.law.aggregate, weights=counts))
+                for w, part in self.law.forms
+            )  # fmt: skip
+            law = forms[0][1] if len(forms) == 1 else replace(self.law, parts=forms)
             return optimize_for(self.cfg, law, t.domains, token_counts=self.token_counts)
         except DemixError:  # a resample the law cannot be fitted on (too few points per domain)
             return None
@@ -81,8 +87,8 @@ class LawView:
 def cheap(cfg: LawConfig, b: int, exponent: float) -> LawConfig:
     """Law settings with a small multi-start grid (2 x 3 x 2 starts), seeded per replicate.
 
-    The exponent is the fitted law's: a bootstrap resample repeats rows, which would leak
-    between the folds of a cross-validation that chose it again.
+    One form (``exponent``, one of the fitted law's): a bootstrap resample repeats rows, which
+    would leak between the folds of a cross-validation that chose the forms or their weights again.
     """
     return cfg.model_copy(
         update={

@@ -38,23 +38,41 @@ def _check_blocks(sec: Section, check: dict[str, Any]) -> None:
 
 
 def _interaction_figure(sec: Section, fit: dict[str, Any], domains: list[str]) -> None:
-    """The fitted t_ij as a heatmap, when the fit has one."""
+    """The fitted t_ij as a heatmap, when the fit has one (of the heaviest form, for an ensemble)."""
     t = fit.get("t")
     if t is None:
         return
     names = list(fit.get("domains") or domains)
     rows = list(fit.get("targets") or names)
+    p = float(fit.get("exponent", 1.0))
+    form = "r_j" if p == 1.0 else f"r_j^{p:g}"
     sec.figure(
         "law_t",
-        plots.heatmap(
-            np.array(t, dtype=np.float64),
+        plots.interaction_matrix(
+            np.array(t, dtype=np.float64).reshape(len(rows), len(names)),
             rows,
             names,
-            "t_ij (negative: share of j lowers loss on i)",
-            "t_ij",
+            f"t_ij of exp(sum_j t_ij {form}); negative: a larger share of j lowers the loss on i",
         ),
-        "Law interaction matrix t_ij",
+        f"Law interaction matrix t_ij (form {form})",
     )
+
+
+def combine_sentence(fit: dict[str, Any]) -> str | None:
+    """What the law's default was: one form selected, or an ensemble of forms with their weights."""
+    comb = fit.get("combine")
+    if not isinstance(comb, dict):
+        return None
+    w = comb.get("weights") or {}
+    if comb.get("method") == "ensemble" and len(w) > 1:
+        parts = ", ".join(f"p={q} weight {float(x):.2f}" for q, x in w.items())
+        return (
+            f"Law form: an ensemble (law.combine=ensemble) of the forms r^p ({parts}), weights "
+            f"proportional to (cross-validated MAE)^-{comb.get('power', 2):g}: the form that ranks best within one model "
+            "size need not rank best at a larger one; in the 19 cross-size cases measured the weighted "
+            "mean was within 0.0025 Spearman of the better form (docs/perf/law.md)."
+        )
+    return f"Law form: one form, p={fit.get('exponent', 1.0)} (law.combine=select or a single exponent)."
 
 
 def law_sections(s: RunSummary) -> list[Section]:
@@ -69,7 +87,10 @@ def law_sections(s: RunSummary) -> list[Section]:
     sec.text(f"{law} fitted to the trials' per-domain bits per byte (Ye et al., 2025).")
     note = exponent_note(float(fit.get("exponent", 1.0)), fit.get("info") or {})
     if note:
-        sec.text(f"Exponent {note}.")
+        sec.text(f"Exponent: {note}.")
+    combined = combine_sentence(fit)
+    if combined:
+        sec.text(combined)
     if s.law_check is not None:
         _check_blocks(sec, s.law_check)
     if fit:

@@ -211,3 +211,40 @@ def proxy_vs_reference(
         ax.set_xlabel("reference (trained) score")
         ax.set_ylabel("proxy (merged) score")
     return _png(fig)
+
+
+def interaction_matrix(t: np.ndarray, targets: list[str], domains: list[str], title: str) -> bytes:
+    """The law's t_ij, readable at RegMix's 17 training × 13 validation domains.
+
+    A diverging colormap centred at 0 (blue: a larger share of domain j lowers the loss on i; red:
+    raises it), limits at the 98th percentile of |t| off the self-pairs, so the large t_ii and
+    any extreme cell do not wash out the interactions between domains (they saturate; the
+    colorbar's arrows say so), values printed in the cells, and a frame round each cell where
+    the validation domain is the training domain itself.
+    """
+    plt = _plt()
+    from matplotlib.colors import TwoSlopeNorm
+    from matplotlib.patches import Rectangle
+
+    t = np.asarray(t, dtype=np.float64)
+    V, K = t.shape
+    fig, ax = plt.subplots(figsize=(max(5.0, 2.2 + 0.55 * K), max(3.0, 1.6 + 0.42 * V)))
+    self_pair = np.array([[tg == d for d in domains] for tg in targets], dtype=bool).reshape(V, K)
+    off = np.isfinite(t) & ~self_pair
+    finite = np.abs(t[off if off.any() else np.isfinite(t)])
+    v = float(np.percentile(finite, 98)) if finite.size else 1.0
+    v = v if v > 0 else 1.0
+    im = ax.imshow(t, cmap="RdBu_r", norm=TwoSlopeNorm(vcenter=0.0, vmin=-v, vmax=v), aspect="auto")
+    ax.set_xticks(range(K), domains, rotation=50, ha="right", rotation_mode="anchor", fontsize=7)
+    ax.set_yticks(range(V), targets, fontsize=7)
+    ax.set_xlabel("training domain j (share r_j)")
+    ax.set_ylabel("validation domain i (loss L_i)")
+    for (i, j), x in np.ndenumerate(t):
+        strong = np.isfinite(x) and abs(x) > 0.6 * v
+        ax.text(j, i, f"{x:.2f}", ha="center", va="center", fontsize=5.5 if K > 10 else 7,
+                color="white" if strong else "black")  # fmt: skip
+        if targets[i] == domains[j]:
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=1.2, ec="black"))
+    ax.set_title(title, fontsize=8, wrap=True)
+    fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02, extend="both", label="t_ij")
+    return _png(fig)

@@ -52,8 +52,12 @@ def compare(
     from demix.law import fit
 
     try:
-        # The references choose the exponent and the proxies use it: t is compared across the two.
-        ref = fit(R[ok], Lr[ok], cfg.law, domains=domains, targets=domains)
+        # The references choose the exponent and the proxies use it: t is compared across the two,
+        # so each is one form (select), not the default's ensemble of forms (whose t is its
+        # heaviest form's only).
+        ref = fit(
+            R[ok], Lr[ok], cfg.law.model_copy(update={"combine": "select"}), domains=domains, targets=domains
+        )
         same = cfg.law.model_copy(update={"exponents": (ref.exponent,)})
         fits = {"proxy": fit(R[ok], Lp[ok], same, domains=domains, targets=domains), "reference": ref}
     except DemixError as e:
