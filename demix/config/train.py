@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -36,6 +37,22 @@ class ModelConfig(StrictModel):
                 f"hidden_size={self.hidden_size} must be divisible by num_heads={self.num_heads}"
             )
         return self
+
+
+class DoReMiConfig(StrictModel):
+    """Online domain weights by DoReMi (Xie et al. 2023): group DRO against a reference model.
+
+    Used by every training job when ``train.domain_weights`` is ``doremi``, and by
+    :func:`demix.train.train_doremi` (a DoReMi proxy) whatever that key says.
+    """
+
+    eta: float = Field(default=1.0, gt=0)  # exponentiated-gradient step size (DoReMi: 1.0)
+    epsilon: float = Field(default=1e-3, ge=0, le=1)  # smoothing with the uniform distribution
+    update_every: int = Field(default=1, gt=0)  # optimizer steps between weight updates
+    reference: Path | None = None  # the reference model's HF checkpoint directory
+    # Starting weights by domain name (normalised); default: the job's data ratios (the reference
+    # mixture). DoReMi's users: weights proportional to domain size keep the weights off one-hot.
+    weights: dict[str, Annotated[float, Field(ge=0)]] | None = None
 
 
 class TrainConfig(StrictModel):
@@ -74,6 +91,14 @@ class TrainConfig(StrictModel):
         "auto"  # final weights; auto: bf16 if trained in bf16
     )
     keep_checkpoint: bool = False  # keep the last resumable checkpoint (with optimizer state) after finishing
+    domain_weights: Literal["static", "doremi"] = "static"  # static: the job's ratios, as sampled
+    doremi: DoReMiConfig = Field(default_factory=DoReMiConfig)
+
+    @model_validator(mode="after")
+    def _doremi_reference(self) -> TrainConfig:
+        if self.domain_weights == "doremi" and self.doremi.reference is None:
+            raise ValueError("train.doremi.reference is required when train.domain_weights is doremi")
+        return self
 
     @property
     def tokens_per_step(self) -> int:

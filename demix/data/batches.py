@@ -72,3 +72,11 @@ class MixtureSampler:
             start = int(rng.integers(0, len(toks) - self.seq_len - 1))
             out[row] = toks[start : start + self.seq_len + 1]
         return torch.from_numpy(out)
+
+    def domains(self, index: int, batch_size: int, *, rank: int = 0) -> np.ndarray:
+        """The domain (manifest index) of each row of ``batch(index, batch_size, rank=rank)``.
+
+        The same first draw from the same generator as :meth:`batch`, so it never changes the data.
+        """
+        rng = np.random.default_rng([self.seed, index, rank])
+        return rng.choice(len(self.ratios), size=batch_size, p=self.ratios)

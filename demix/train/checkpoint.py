@@ -38,6 +38,7 @@ class ResumeState:
     elapsed: float  # training seconds so far
     inputs_hash: str
     spec: dict[str, Any]
+    schedule: dict[str, Any] | None = None  # the domain-weight schedule's state (DoReMi); None: static
 
 
 def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The three uses of the trainer: the base model, one component per candidate, reference models.
+"""The uses of the trainer: the base model, one component per candidate, reference models, and a
+DoReMi proxy (:func:`train_doremi`).
 
 Each job's result depends on a spec (model and trainer settings, data mixture, budget, the data's
 hashes and the initial checkpoint's hash); a job whose final checkpoint records the same spec hash is
@@ -16,10 +17,11 @@ import numpy as np
 
 from demix.config import ExperimentConfig
 from demix.data import Manifest
-from demix.errors import DemixError, StageError
+from demix.errors import ConfigError, DemixError, StageError
 from demix.run import RunDir
 from demix.train.dist import dist_info
 from demix.train.loop import TrainJob, run_job
+from demix.train.weighting import doremi_settings
 from demix.util.hashing import hash_file, hash_json
 
 # Trainer settings that change the weights; the rest (logging, device, eval cadence) do not.
@@ -73,7 +75,11 @@ def _make_job(
     lr: float,
     init: Path | None,
     init_hash: str | None,
+    doremi_reference: Path | None = None,
 ) -> TrainJob:
+    """A job and its spec; DoReMi weights when ``doremi_reference`` is given or the config asks
+    (``train.domain_weights: doremi``) and the job draws from two domains or more: over one domain
+    the weights have nothing to tune, and such a job (the base) stays the static job it was."""
     tc = cfg.train.model_dump(mode="json")
     world = dist_info().world_size
     spec = {
@@ -90,6 +96,13 @@ def _make_job(
         },
         "init": init_hash,
     }
+    weighting = None
+    tuned = doremi_reference is not None or cfg.train.domain_weights == "doremi"
+    if tuned and int(np.count_nonzero(ratios)) > 1:
+        ref = doremi_reference or cfg.train.doremi.reference
+        assert ref is not None  # TrainConfig requires it for domain_weights=doremi
+        weighting = doremi_settings(cfg, manifest, ratios, ref)
+        spec["domain_weights"] = weighting.spec(manifest.names)  # static jobs: no key, the same hash
     return TrainJob(
         kind=kind,
         name=name,
@@ -101,6 +114,7 @@ def _make_job(
         init=init,
         spec=spec,
         inputs_hash=hash_json(spec),
+        weighting=weighting,
     )
 
 
@@ -262,3 +276,87 @@ def train_reference(
     if is_done(job) and not fresh:
         return job.out
     return run_job(cfg, run, manifest, job, progress=progress, fresh=fresh)
+
+
+def _reference_mixture(manifest: Manifest, reference: Path) -> np.ndarray:
+    """The data mixture a reference model was trained on (its summary), else uniform."""
+    summary = read_summary(reference) or {}
+    mixture = summary.get("mixture")
+    if not isinstance(mixture, dict):
+        return np.full(len(manifest.names), 1.0 / len(manifest.names))
+    r = np.array([float(mixture.get(n, 0.0)) for n in manifest.names])
+    if r.sum() <= 0:
+        raise DemixError(
+            "the reference's train_summary.json mixture names no domain of this run", path=reference
+        )
+    return r / r.sum()
+
+
+def train_doremi(
+    cfg: ExperimentConfig,
+    run: RunDir,
+    reference_dir: Path | None = None,
+    out: Path | None = None,
+    *,
+    ratios: np.ndarray | None = None,
+    tokens: int | None = None,
+    from_base: bool = True,
+    progress: bool = True,
+    fresh: bool = False,
+) -> Path:
+    """Train a DoReMi proxy against a reference model; its averaged weights are DoReMi's answer.
+
+    The proxy draws its data with the reference's mixture and is trained with group DRO, its domain
+    weights updated online (``train.doremi``: η, ε, update interval, starting weights;
+    :mod:`demix.train.weighting`). ``out/domain_weights.jsonl`` holds the trajectory and
+    ``train_summary.json`` the averaged weights under ``domain_weights.averaged``
+    (:func:`doremi_weights`). Resumable and skipped when done, like every job.
+
+    Args:
+        reference_dir: the reference model (default ``train.doremi.reference``), e.g. a
+            :func:`train_reference` output.
+        out: the proxy's directory (default ``models/doremi`` in the run).
+        ratios: the data mixture drawn, in manifest order (default: the reference's, from its
+            ``train_summary.json``; uniform when it has none).
+        tokens: token budget (default ``train.reference_tokens``, else ``train.component_tokens``).
+        from_base: continue from the run's base model, as references do (False: a fresh init).
+
+    Raises:
+        ConfigError: no reference model given.
+        DemixError: the reference is missing or does not fit this run.
+    """
+    manifest = Manifest.load(run)
+    ref = Path(reference_dir) if reference_dir is not None else cfg.train.doremi.reference
+    if ref is None:
+        raise ConfigError("train.doremi.reference: the DoReMi proxy needs a reference model")
+    out = Path(out) if out is not None else run.models / "doremi"
+    r = _reference_mixture(manifest, ref) if ratios is None else np.asarray(ratios, dtype=np.float64)
+    if r.shape != (len(manifest.names),) or not np.all(np.isfinite(r)) or np.any(r < 0) or r.sum() <= 0:
+        raise DemixError(
+            f"DoReMi mixture must be {len(manifest.names)} values >= 0, not all 0; got {r.tolist()}"
+        )
+    if np.count_nonzero(r) < 2:
+        raise DemixError(f"a DoReMi proxy needs a mixture of two domains or more; got {r.tolist()}")
+    init, init_hash = _base_init(cfg, run, manifest) if from_base else (None, None)
+    job = _make_job(
+        cfg,
+        manifest,
+        kind="doremi",
+        name="doremi",  # also the data-order seed's: a proxy's data does not depend on where it is written
+        out=out,
+        ratios=r / r.sum(),
+        tokens=tokens if tokens is not None else cfg.train.reference_budget,
+        lr=cfg.train.lr,
+        init=init,
+        init_hash=init_hash,
+        doremi_reference=ref,
+    )
+    if is_done(job) and not fresh:
+        return job.out
+    return run_job(cfg, run, manifest, job, progress=progress, fresh=fresh)
+
+
+def doremi_weights(out: Path) -> dict[str, float] | None:
+    """The averaged DoReMi weights of a finished job in ``out`` (None: none recorded there)."""
+    dw = (read_summary(out) or {}).get("domain_weights")
+    return dict(dw["averaged"]) if isinstance(dw, dict) and isinstance(dw.get("averaged"), dict) else None

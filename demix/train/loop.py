@@ -29,14 +29,15 @@ from demix.train import checkpoint as ckpt_io
 from demix.train.dist import DistInfo, all_reduce_sum, barrier, broadcast_object, dist_info, init_distributed
 from demix.train.hardware import autocast_dtype, matmul_rate
 from demix.train.heldout import heldout_loss, loss_table
-from demix.train.model import ModelShape, build_model, model_shape
+from demix.train.model import ModelShape, load_init, model_shape
 from demix.train.resume import Progress, resume_or_start
 from demix.train.schedule import lr_at, warmup_steps_for
 from demix.train.step import forward_backward, make_optimizer
+from demix.train.weighting import DomainWeighting, open_weighting
 from demix.util.hashing import hash_file
 from demix.util.io import write_json_atomic
 from demix.util.provenance import provenance
-from demix.util.torchenv import quiet_transformers, resolve_device
+from demix.util.torchenv import resolve_device
 
 if TYPE_CHECKING:
     from typing import IO
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     import torch
 
     from demix.data import Manifest, MixtureSampler
+    from demix.train.doremi import DoReMiSettings
 
 SPIKE_EMA = 0.9  # weight of the running loss the spike guard compares each step's loss against
 
@@ -62,6 +64,7 @@ class TrainJob:
     init: Path | None = None  # HF checkpoint to continue from (None: fresh init)
     spec: dict[str, Any] = field(default_factory=dict)  # everything the result depends on
     inputs_hash: str = ""
+    weighting: DoReMiSettings | None = None  # online domain weights (weighting.py); None: static
 
 
 @dataclass
@@ -85,25 +88,11 @@ class _Training:
     shape: ModelShape
     flops_per_token: float
     peak_flops: float  # this device's matmul FLOP/s (rank 0's measurement, shared)
+    weighting: DomainWeighting | None = None  # the domain-weight schedule; None: the static loss
 
     @property
     def peak_flops_all(self) -> float:
         return self.peak_flops * self.info.world_size
-
-
-def _load_init(job: TrainJob, cfg: ExperimentConfig, manifest: Manifest) -> Any:
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    if job.init is None:
-        return build_model(cfg.model, manifest, seed=cfg.train.seed)
-    try:
-        with quiet_transformers():
-            return AutoModelForCausalLM.from_pretrained(
-                job.init, dtype=torch.float32, attn_implementation="sdpa"
-            )
-    except (OSError, ValueError) as e:
-        raise DemixError(f"cannot load the initial checkpoint: {e}", path=job.init) from None
 
 
 def run_job(
@@ -154,7 +143,7 @@ def _run(
 
     tc = cfg.train
     amp = autocast_dtype(tc, device)
-    raw = _load_init(job, cfg, manifest).to(device)
+    raw = load_init(job.init, cfg, manifest).to(device)
     raw.config.use_cache = False
     raw.train()
     optimizer = make_optimizer(raw, tc, job.peak_lr, device)
@@ -183,6 +172,10 @@ def _run(
         shape=shape,
         flops_per_token=shape.flops_per_token(tc.seq_len),
         peak_flops=peak_flops,
+    )  # fmt: skip
+    t.weighting = open_weighting(
+        job.weighting, manifest=manifest, ratios=job.ratios, sampler=sampler, proxy=raw, info=info,
+        device=device, amp=amp, train=tc, out=job.out, saved=pos.schedule,
     )  # fmt: skip
 
     if pos.step == 0:
@@ -260,11 +253,17 @@ def _accumulate(t: _Training, step: int) -> tuple[float, float]:
     loss_sum = torch.zeros((), device=t.device)
     for micro in range(tc.grad_accum):
         # (B, T+1) token ids, built on the host from the memory-mapped shards, copied to the device here.
-        x = t.sampler.batch(step, tc.micro_batch_size, rank=info.rank * tc.grad_accum + micro)
+        slot = info.rank * tc.grad_accum + micro
+        x = t.sampler.batch(step, tc.micro_batch_size, rank=slot).to(t.device, non_blocking=True)
         # DDP all-reduces gradients in the backward of the last micro-batch only.
         last = not info.enabled or micro == tc.grad_accum - 1
         with t.model.no_sync() if not last else contextlib.nullcontext():
-            loss_sum += forward_backward(t.model, x.to(t.device, non_blocking=True), t.amp, tc.grad_accum)
+            if t.weighting is None:
+                loss_sum += forward_backward(t.model, x, t.amp, tc.grad_accum)
+            else:  # DoReMi: the step's weighted loss (weighting.py)
+                loss_sum += t.weighting.forward_backward(t.model, x, step, slot)
+    if t.weighting is not None:
+        t.weighting.end_step(step)  # the excess losses summed over ranks, the weights updated
     grad_norm = torch.nn.utils.clip_grad_norm_(t.raw.parameters(), tc.grad_clip)  # () over all params
     # Deliberate syncs, once a step: the spike guard must see this step's loss on the host before the
     # optimizer applies its gradients, and the same loss (the mean over ranks) on every rank, so that
@@ -349,6 +348,7 @@ def _checkpoint(t: _Training, pos: Progress, elapsed: float) -> None:
     if t.info.is_main:
         job = t.job
         state = ckpt_io.ResumeState(pos.step, pos.tokens, pos.loss_ema, elapsed, job.inputs_hash, job.spec)
+        state.schedule = t.weighting.state.to_dict() if t.weighting is not None else None
         ckpt_io.save_resumable(job.out, t.raw, t.optimizer, state)
     barrier(t.info)
 
@@ -391,6 +391,7 @@ def _finish(
         "spec": job.spec,
         "weights_sha256": hash_file(job.out / "model.safetensors"),
         "provenance": provenance({"inputs": job.inputs_hash}),
+        **({"domain_weights": t.weighting.summary()} if t.weighting is not None else {}),
     }
     write_json_atomic(job.out / "train_summary.json", summary)
     if not tc.keep_checkpoint:

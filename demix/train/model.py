@@ -7,9 +7,12 @@ export — handles them with stock tools.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from demix.config import ModelConfig
+from demix.config import ExperimentConfig, ModelConfig
+from demix.errors import DemixError
+from demix.util.torchenv import quiet_transformers
 
 if TYPE_CHECKING:
     import torch
@@ -113,3 +116,17 @@ def model_shape(model: PreTrainedModel) -> ModelShape:
     c = model.config
     head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
     return ModelShape(total, total - embedding, c.num_hidden_layers, c.num_attention_heads, head_dim)
+
+
+def load_init(init: Path | None, cfg: ExperimentConfig, manifest: Manifest) -> Any:
+    """A job's starting model in fp32: a fresh seeded init, or the HF checkpoint ``init``."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if init is None:
+        return build_model(cfg.model, manifest, seed=cfg.train.seed)
+    try:
+        with quiet_transformers():
+            return AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32, attn_implementation="sdpa")
+    except (OSError, ValueError) as e:
+        raise DemixError(f"cannot load the initial checkpoint: {e}", path=init) from None

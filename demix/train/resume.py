@@ -1,8 +1,8 @@
 """Resume a job from its checkpoint, or start it fresh in an empty output directory.
 
-Resuming truncates ``train_log.jsonl`` and ``eval_log.jsonl`` to the checkpoint's step, so the logs of
-a resumed run read like those of an uninterrupted one. Starting fresh removes whatever ``out`` held:
-results of other settings are never mixed with this run's.
+Resuming truncates ``train_log.jsonl``, ``eval_log.jsonl`` and (DoReMi) ``domain_weights.jsonl`` to
+the checkpoint's step, so the logs of a resumed run read like those of an uninterrupted one. Starting
+fresh removes whatever ``out`` held: results of other settings are never mixed with this run's.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ class Progress:
     tokens: int = 0  # training tokens seen (all ranks)
     loss_ema: float | None = None  # running loss, for the spike guard
     elapsed: float = 0.0  # training seconds so far
+    schedule: dict[str, Any] | None = None  # the domain-weight schedule's state at the checkpoint
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -87,6 +88,7 @@ def resume_or_start(
     ckpt_io.load_resumable(ckpt, model, optimizer)
     barrier(info)
     if info.is_main:
-        for log in ("train_log.jsonl", "eval_log.jsonl"):
-            _truncate_log(out / log, state.step)
-    return Progress(state.step, state.tokens, state.loss_ema, state.elapsed)
+        for log in ("train_log.jsonl", "eval_log.jsonl", "domain_weights.jsonl"):
+            if log != "domain_weights.jsonl" or (out / log).is_file():  # static jobs have none
+                _truncate_log(out / log, state.step)
+    return Progress(state.step, state.tokens, state.loss_ema, state.elapsed, state.schedule)
