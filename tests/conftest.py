@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -16,6 +17,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 import pytest
+from filelock import FileLock
 
 from demix.config import ExperimentConfig, load_config
 from demix.run import RunDir
@@ -59,12 +61,32 @@ def copy_run(
 
 @pytest.fixture(scope="session")
 def tiny_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("tiny-run")
+    return _shared_dir(tmp_path_factory, "tiny-run")
 
 
 @pytest.fixture(scope="session")
 def tiny_cfg(tiny_run_dir: Path) -> ExperimentConfig:
     return tiny_config(tiny_run_dir)
+
+
+def _shared_dir(factory: pytest.TempPathFactory, name: str) -> Path:
+    """A session directory that every pytest-xdist worker shares (one per plain session)."""
+    base = factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the workers' temp dirs are siblings under one session root
+    path = base / name
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def _build_once(root: Path, step: str, build: Callable[[], None]) -> None:
+    """Run ``build`` once across all xdist workers: the first takes the lock and builds, the others
+    wait for it and find the marker. A build that raised leaves no marker, so the next one retries."""
+    marker = root / f".built-{step}"
+    with FileLock(str(root / f".lock-{step}")):
+        if not marker.exists():
+            build()
+            marker.touch()
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +95,7 @@ def prepared_run(tiny_cfg: ExperimentConfig) -> RunDir:
     from demix.data import prepare
 
     run = RunDir.for_config(tiny_cfg)
-    prepare(tiny_cfg, run, progress=False)
+    _build_once(run.root, "prepare", lambda: prepare(tiny_cfg, run, progress=False))
     return run
 
 
@@ -82,6 +104,9 @@ def trained_run(tiny_cfg: ExperimentConfig, prepared_run: RunDir) -> RunDir:
     """The prepared tiny run plus a trained base model and one component per domain."""
     from demix.train import train_base, train_components
 
-    train_base(tiny_cfg, prepared_run, progress=False)
-    train_components(tiny_cfg, prepared_run, progress=False)
+    def build() -> None:
+        train_base(tiny_cfg, prepared_run, progress=False)
+        train_components(tiny_cfg, prepared_run, progress=False)
+
+    _build_once(prepared_run.root, "train", build)
     return prepared_run
