@@ -7,6 +7,7 @@ that cross sections (the general domain is a candidate, constraints name candida
 from __future__ import annotations
 
 from demix.config.base import Count, StrictModel, format_count, parse_count
+from demix.config.components import ComponentEntry, ComponentsConfig
 from demix.config.data import BUILTIN_DOMAINS, CandidateConfig, CorporaConfig, SourceConfig, TokenizerConfig
 from demix.config.evaluate import BuiltinTasksConfig, EvalConfig, TaskConfig
 from demix.config.experiment import ExperimentConfig
@@ -21,6 +22,8 @@ __all__ = [
     "BUILTIN_DOMAINS",
     "BuiltinTasksConfig",
     "CandidateConfig",
+    "ComponentEntry",
+    "ComponentsConfig",
     "ConstraintsConfig",
     "CorporaConfig",
     "Count",

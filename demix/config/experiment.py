@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from demix.config.base import StrictModel
+from demix.config.compare import CompareConfig
+from demix.config.components import ComponentsConfig, ComponentsError, expand_components
 from demix.config.data import CorporaConfig, TokenizerConfig
 from demix.config.evaluate import EvalConfig
 from demix.config.export import ExportConfig, ValidateConfig
@@ -38,13 +41,30 @@ class ExperimentConfig(StrictModel):
     law: LawConfig = Field(default_factory=LawConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
+    compare: CompareConfig = Field(default_factory=CompareConfig)  # demix compare: methods side by side
+    components: ComponentsConfig | None = None  # components trained elsewhere (bring your own)
 
     model_config = StrictModel.model_config | {"populate_by_name": True}
 
     @property
     def domains(self) -> list[str]:
         """Candidate names in config order (the manifest's order, once prepared, is canonical)."""
+        if not self.corpora.candidates and self.components is not None:
+            return list(self.components.candidates)  # brought components with no held-out text
         return [c.name for c in self.corpora.candidates]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_components(cls, data: Any) -> Any:
+        """``components:`` fills the keys it stands for (demix.config.components)."""
+        if not isinstance(data, dict):
+            return data
+        try:
+            return expand_components(data)
+        except ValidationError:
+            return data  # the components field's own validation reports it, with its location
+        except ComponentsError as e:
+            raise ValueError(str(e)) from None
 
     @property
     def general(self) -> str:

@@ -40,6 +40,7 @@ from demix.data.phases import (
 )
 from demix.data.split import split_settings
 from demix.data.tokenizer import load_pretrained, load_tokenizer, save_tokenizer, train_bpe
+from demix.errors import StageError
 from demix.run import RunDir
 from demix.util.hashing import hash_json, hash_tree
 from demix.util.io import write_json_atomic, write_text_atomic
@@ -132,6 +133,15 @@ def prepare(cfg: ExperimentConfig, run: RunDir, *, progress: bool = True) -> Man
     """
     from tqdm.auto import tqdm
 
+    if cfg.components is not None:  # trained elsewhere: only their tokenizer and held-out text
+        from demix.data.brought import prepare_brought
+
+        if not cfg.components.has_heldout:
+            raise StageError(
+                "nothing to prepare: the components: section gives no held-out text "
+                "(components.candidates.<name>.heldout); the other stages need no prepared data"
+            )
+        return prepare_brought(cfg, run)
     run.data.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run.config, dump_config(cfg))
     fps = _source_fingerprints(cfg, run)

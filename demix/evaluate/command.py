@@ -17,16 +17,33 @@ from demix.util.io import write_json_atomic
 from demix.util.provenance import provenance
 
 
-def run_tokenizer(cfg: ExperimentConfig, run: RunDir) -> Any:
-    """The run's tokenizer; with components brought from elsewhere, the first component's."""
+def tokenizer_dir(cfg: ExperimentConfig, run: RunDir) -> Path:
+    """Where the tokenizer proxies are scored with lives: the run's (``data/tokenizer``, once
+    prepared); with components brought from elsewhere and nothing prepared, theirs
+    (``components.tokenizer``, else the first component's directory); else the first component's."""
+    if run.tokenizer.is_dir():
+        return run.tokenizer
+    if cfg.merge.components:
+        named = cfg.tokenizer.name_or_path if cfg.tokenizer.kind == "pretrained" else None
+        if named is not None and Path(named).is_dir():
+            return Path(named)
+        return Path(next(iter(cfg.merge.components.values())))
+    return run.component(cfg.domains[0])
+
+
+def proxy_tokenizer(cfg: ExperimentConfig, run: RunDir, model_config: Any) -> Any:
+    """The tokenizer proxies are scored with, refused (exit 2, the fix named) when its ids overrun
+    the components' embedding: a crash deep inside lm-eval otherwise."""
     from transformers import AutoTokenizer
 
-    if run.tokenizer.is_dir():
-        where = run.tokenizer
-    elif cfg.merge.components:
-        where = Path(next(iter(cfg.merge.components.values())))
-    else:
-        where = run.component(cfg.domains[0])
+    from demix.merge import check_tokenizer
+
+    where = tokenizer_dir(cfg, run)
+    check_tokenizer(where, model_config)
+    if where == run.tokenizer:
+        from demix.data import load_tokenizer
+
+        return load_tokenizer(run)
     try:
         return AutoTokenizer.from_pretrained(str(where))
     except (OSError, ValueError) as e:
@@ -68,7 +85,7 @@ def evaluate_model(
         engine.merge(
             w, method=cfg.merge.method, normalize=cfg.merge.normalize, params=cfg.merge.method_params
         )
-        model, tokenizer = engine.model, run_tokenizer(cfg, run)
+        model, tokenizer = engine.model, proxy_tokenizer(cfg, run, engine.model.config)
         source = {"weights": as_dict(w, engine.names), "method": cfg.merge.method}
         if cfg.corpora.general in engine.names:
             r = weights_to_ratios(w, engine.names, cfg.general, cfg.train.beta)

@@ -49,7 +49,29 @@ _EVERYWHERE = ("run_dir",)
 
 def _brought(cfg: ExperimentConfig) -> str | None:
     """Components named by ``merge.components`` were trained elsewhere: demix trains none."""
+    if cfg.components is not None:
+        return "the components: section names the components"
     return "merge.components names the components" if cfg.merge.components else None
+
+
+def _nothing_to_prepare(cfg: ExperimentConfig) -> str | None:
+    """Brought components with no held-out text: no data to prepare (the user's tasks score)."""
+    if cfg.components is not None and not cfg.components.has_heldout:
+        return "the components: section gives no held-out text"
+    return None
+
+
+def _no_domain_losses(cfg: ExperimentConfig) -> str | None:
+    """The law is fitted to per-domain losses, which only the built-in bits-per-byte tasks give."""
+    b = cfg.evaluate.builtin
+    if b.enabled and b.bpb:
+        return None
+    where = (
+        "give components.candidates.<name>.heldout"
+        if cfg.components is not None
+        else "turn on evaluate.builtin.bpb"
+    )
+    return f"no per-domain losses to fit the law to ({where}: held-out text scored as bits per byte)"
 
 
 # The trainer's knobs that change speed, logs or resumability but not the weights it ends with.
@@ -82,6 +104,8 @@ _TRAIN_RESULT = (
     "train.eval_tokens",
     "train.seed",
     "train.save_dtype",
+    "train.domain_weights",
+    "train.doremi",
 )
 # The merge engine's knobs that change memory use or speed, not the proxy's weights.
 _MERGE_COSMETIC = ("merge.host_memory_fallback", "merge.compile", "merge.backend")
@@ -121,8 +145,11 @@ STAGES: tuple[Stage, ...] = (
             "corpora.dedup_threshold",
             "corpora.seed",
             "tokenizer",
+            "components",  # brought components: their held-out text only, counts in the manifest
+            "search.token_counts",
         ),
         ignores=(*_EVERYWHERE, "name", "corpora.num_proc"),
+        unneeded=_nothing_to_prepare,
     ),
     Stage(
         "train-base",
@@ -178,6 +205,7 @@ STAGES: tuple[Stage, ...] = (
         check,
         reads=(*_LAW_RESULT, *_SEARCH_RESULT, "export.target_tokens", "export.max_epochs"),
         ignores=(*_EVERYWHERE, *_SEARCH_COSMETIC, *_LAW_COSMETIC),
+        unneeded=_no_domain_losses,
         outputs=("law",),
     ),
     Stage(

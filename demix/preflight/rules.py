@@ -174,6 +174,55 @@ def _token_counts(cfg: ExperimentConfig, run: RunDir | None) -> np.ndarray | Non
     return counts if counts is not None and np.all(counts > 0) else None
 
 
+def _components(cfg: ExperimentConfig, run: RunDir | None) -> list[str]:
+    """Components brought from elsewhere: each directory holds a checkpoint (config.json and
+    safetensors headers read, no weights), their configs compute the same function, their dtypes
+    agree or merge.dtype says which to use, the base model is there, and the tokenizer fits the
+    embedding: what the merge would refuse later, found before anything runs."""
+    from demix.merge.checkpoint import open_checkpoint
+    from demix.merge.checks import check_compatible, check_tokenizer
+
+    given = cfg.merge.components
+    if not given:
+        return []
+    brought = cfg.components is not None
+    out: list[str] = []
+    opened = []
+    for name, path in given.items():
+        key = f"components.candidates.{name}.path" if brought else f"merge.components.{name}"
+        try:
+            opened.append(open_checkpoint(path))
+        except DemixError as e:
+            out.append(f"{key}: {e}")
+    if cfg.merge.base is not None:
+        key = "components.base" if brought and cfg.components and cfg.components.base else "merge.base"
+        try:
+            open_checkpoint(cfg.merge.base)
+        except DemixError as e:
+            out.append(f"{key}: {e}")
+    if out or not opened:
+        return out
+    try:
+        check_compatible(opened)
+    except DemixError as e:
+        out.append(f"{'components.candidates' if brought else 'merge.components'}: {e}")
+    dtypes = {c.root: sorted({t.dtype for t in c.tensors.values()}) for c in opened}
+    if cfg.merge.dtype == "auto" and len({tuple(d) for d in dtypes.values()}) > 1:
+        shown = ", ".join(f"{root}: {'/'.join(d)}" for root, d in dtypes.items())
+        out.append(
+            f"merge.dtype: auto, but the components are stored in different dtypes ({shown}); "
+            "set merge.dtype: float32 (exact) or bfloat16 (half the memory)"
+        )
+    tok_key = "tokenizer.name_or_path"
+    tok_dir = cfg.tokenizer.name_or_path if cfg.tokenizer.kind == "pretrained" else None
+    if tok_dir is not None and Path(tok_dir).is_dir():
+        try:
+            check_tokenizer(tok_dir, opened[0].config)
+        except DemixError as e:
+            out.append(f"{'components.tokenizer' if brought else tok_key}: {e}")
+    return out
+
+
 # Each rule with the stages whose work it protects: a command checks the rules of the stages it runs
 # (`demix config validate` and `demix run`: all), so `demix evaluate` is not refused for an epoch cap
 # only the search and export would hit.
@@ -181,6 +230,7 @@ RULES: tuple[tuple[Rule, tuple[str, ...]], ...] = (
     (_sampler, ("search",)),
     (_storage, ("search",)),
     (_merge_method, ("merge",)),
+    (_components, ("merge", "evaluate", "search")),
     (_include_paths, ("evaluate",)),
     (_task_names, ("evaluate",)),
     (_builtin_kinds, ("evaluate",)),

@@ -19,40 +19,18 @@ from demix.run import RunDir
 from demix.search.scoring import Score
 
 
-def _tokenizer_dir(cfg: ExperimentConfig, run: RunDir) -> Path:
-    """The run's tokenizer, or (components brought from elsewhere) the first component's."""
-    if run.tokenizer.is_dir():
-        return run.tokenizer
-    assert cfg.merge.components is not None
-    return Path(next(iter(cfg.merge.components.values())))
-
-
-def _tokenizer(cfg: ExperimentConfig, run: RunDir, model_config: Any) -> Any:
-    """The tokenizer the proxies are scored with, refused (exit 2) when its ids overrun the embedding."""
-    from demix.merge import check_tokenizer
-
-    tok_dir = _tokenizer_dir(cfg, run)
-    check_tokenizer(tok_dir, model_config)
-    if tok_dir == run.tokenizer:
-        from demix.data import load_tokenizer
-
-        return load_tokenizer(run)
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(tok_dir))
-
-
 class ProxyScorer:
     """w -> merged live model -> lm-eval scores (see :class:`demix.search.scoring.Scorer`)."""
 
     def __init__(self, cfg: ExperimentConfig, run: RunDir) -> None:
         from demix.evaluate import Evaluator, build_tasks
+        from demix.evaluate.command import proxy_tokenizer
         from demix.merge import engine_for_run
 
         self.cfg = cfg
         self.engine = engine_for_run(cfg, run)
         self.suite = build_tasks(cfg, run)
-        tokenizer = _tokenizer(cfg, run, self.engine.model.config)
+        tokenizer = proxy_tokenizer(cfg, run, self.engine.model.config)
         self.evaluator = Evaluator(cfg, run, self.engine.model, tokenizer, self.suite)
 
     def groups(self, role: EvalRole = "search") -> list[str]:

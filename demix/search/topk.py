@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -81,11 +82,13 @@ def write_recommendation(
         base = {n: v for n, v in scored.items() if n not in ("recommended", "best_trial")}
         # The model the components were trained from, for reference (not one of the baselines).
         score_checkpoint = getattr(sc, "score_checkpoint", None)
-        if score_checkpoint is not None and (ctx.run.base / "config.json").is_file():
+        # merge.base (components.base) for components brought from elsewhere, else the run's own.
+        base_dir = Path(ctx.cfg.merge.base) if ctx.cfg.merge.base is not None else ctx.run.base
+        if score_checkpoint is not None and (base_dir / "config.json").is_file():
             try:
-                scored[BASE_MODEL] = score_checkpoint(ctx.run.base, "report")
-            except RuntimeError as e:  # components brought from elsewhere, another architecture
-                print(f"report: {ctx.run.base} not scored: {str(e).splitlines()[0]}", file=sys.stderr)
+                scored[BASE_MODEL] = score_checkpoint(base_dir, "report")
+            except RuntimeError as e:  # another architecture than the components'
+                print(f"report: {base_dir} not scored: {str(e).splitlines()[0]}", file=sys.stderr)
             else:
                 if progress:
                     print(f"report: scored {BASE_MODEL}", file=sys.stderr, flush=True)
