@@ -3,8 +3,7 @@
 - One worker: an SQLite file ``search/study.db``. Several workers on one machine: a journal file
   ``search/journal.log`` (SQLite is not meant for parallel writers). Several machines: any Optuna
   storage URL, e.g. ``postgresql://user:pw@host/db``; RDB storages get heartbeats, and a trial whose
-  worker stopped beating is failed and retried (``RetryHeartbeatStaleTrialCallback``,
-  formerly ``RetryFailedTrialCallback``).
+  worker stopped beating is failed and retried (:func:`retry_stale`, Optuna's heartbeat callback).
 - The budget is a set of *tickets*: WAITING trials created once, each with a ``demix:slot`` number.
   Workers only pop tickets (an atomic WAITING -> RUNNING swap in every Optuna storage), so the number
   of search trials is exact however many workers race, and a rerun tops the tickets up.
@@ -97,7 +96,6 @@ def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
     """
     import optuna
     from optuna.storages import RDBStorage
-    from optuna.storages import RetryHeartbeatStaleTrialCallback as Retry
     from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
 
     try:
@@ -116,7 +114,7 @@ def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
                 spec.target,
                 heartbeat_interval=HEARTBEAT_S,
                 grace_period=3 * HEARTBEAT_S,
-                heartbeat_stale_trial_callback=Retry(max_retry=MAX_RETRY),
+                heartbeat_stale_trial_callback=retry_stale,
                 engine_kwargs={"pool_pre_ping": True},
             )
     except optuna.exceptions.StorageInternalError as e:
@@ -143,9 +141,13 @@ def _sqlite_connect(path: str) -> Callable[[], Any]:
 
 
 def heartbeat_enabled(storage: Any) -> bool:
-    from optuna.storages import RDBStorage
-
-    return isinstance(storage, RDBStorage) and storage.get_heartbeat_interval() is not None
+    """Whether the storage beats. A study holds its RDB storage inside Optuna's caching wrapper
+    (``_CachedStorage``), which is no ``RDBStorage`` but passes the heartbeat through: ask Optuna."""
+    try:
+        from optuna.storages import is_heartbeat_enabled  # type: ignore[attr-defined]
+    except ImportError:  # optuna < 5.2 keeps it private
+        from optuna.storages._heartbeat import is_heartbeat_enabled
+    return bool(is_heartbeat_enabled(storage))
 
 
 def _root_cause(e: BaseException) -> str:
@@ -197,22 +199,40 @@ def recover_stale(
         if not ok:
             continue
         failed.append(t.number)
-        history = [*t.system_attrs.get("retry_history", []), t.number]
-        if len(history) > MAX_RETRY:
-            continue
-        attrs = {k: v for k, v in t.system_attrs.items() if k != WORKER}
-        attrs.update({"failed_trial": history[0], "retry_history": history})
-        whole = set(names) <= set(t.params)
-        study.add_trial(
-            optuna.trial.create_trial(
-                state=optuna.trial.TrialState.WAITING,
-                params=t.params if whole else None,
-                distributions=t.distributions if whole else None,
-                user_attrs={k: v for k, v in t.user_attrs.items() if k == BASELINE},
-                system_attrs=attrs,
-            )
-        )
+        _enqueue_retry(study, t, whole=set(names) <= set(t.params))
     return failed
+
+
+def _enqueue_retry(study: optuna.Study, t: optuna.trial.FrozenTrial, *, whole: bool) -> None:
+    """A WAITING copy of the failed trial ``t`` (same slot; its parameters when it had drawn them
+    all), unless it has been retried ``MAX_RETRY`` times already."""
+    import optuna
+
+    history = [*t.system_attrs.get("retry_history", []), t.number]
+    if len(history) > MAX_RETRY:
+        return
+    attrs = {k: v for k, v in t.system_attrs.items() if k != WORKER}
+    attrs.update({"failed_trial": history[0], "retry_history": history})
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.WAITING,
+            params=t.params if whole else None,
+            distributions=t.distributions if whole else None,
+            user_attrs={k: v for k, v in t.user_attrs.items() if k == BASELINE},
+            system_attrs=attrs,
+        )
+    )
+
+
+def retry_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Optuna's heartbeat callback: a trial whose worker stopped beating (another machine's, or one
+    killed) was just failed; re-enqueue it the way :func:`recover_stale` does. The parameter names
+    are those of the study's complete trials (the baselines draw every one)."""
+    import optuna
+
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    names = {n for c in done for n in c.params}
+    _enqueue_retry(study, trial, whole=bool(names) and names <= set(trial.params))
 
 
 def ensure_tickets(study: optuna.Study, n_trials: int) -> int:
@@ -260,6 +280,9 @@ def pop_ticket(study: optuna.Study) -> int | None:
     for t in waiting:
         try:
             if study._storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.RUNNING):
+                beats: Any = study._storage
+                if heartbeat_enabled(beats):  # a trial never beaten is never found stale
+                    beats.record_heartbeat(t._trial_id)
                 study._storage.set_trial_system_attr(t._trial_id, WORKER, worker_id())
                 return t._trial_id
         except optuna.exceptions.UpdateFinishedTrialError:
@@ -276,12 +299,11 @@ def heartbeat(study: optuna.Study, trial_id: int) -> Iterator[None]:
         yield
         return
     stop = threading.Event()
+    storage.record_heartbeat(trial_id)  # before the trial runs: a process killed now is found stale
 
     def beat() -> None:
-        while True:
+        while not stop.wait(interval):
             storage.record_heartbeat(trial_id)
-            if stop.wait(interval):
-                return
 
     thread = threading.Thread(target=beat, daemon=True)
     thread.start()
