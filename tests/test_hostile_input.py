@@ -3,13 +3,15 @@ directory where a file is expected (or the reverse), or holds values out of rang
 one message naming the culprit, no traceback, and not one byte changed in what was written before.
 
 One table, run in-process through :func:`demix.cli.main` (a subprocess per case costs seconds each).
-Checkpoints, safetensors and tokenizers have their own table elsewhere.
+A second table (a prepared run and a checkpoint) covers `demix evaluate --checkpoint`: the checkpoint
+directory, its safetensors, its tokenizer and task YAML.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -262,3 +264,85 @@ def test_hostile_input_exits_2_naming_the_culprit(
     assert case.needle in err, err
     assert err.startswith("error: ") and err.count("error: ") == 1, err
     assert _snapshot(ws) == before  # nothing written, nothing changed
+
+
+# --- files handed to `demix evaluate --checkpoint`: the checkpoint, its weights, its tokenizer ------
+EVAL = ["evaluate", "runs/r", "--checkpoint", "ckpt", "--role", "search"]
+GONE = b"<absent>"  # the culprit is removed
+
+
+def _truncated(ws: Path) -> bytes:
+    return (ws / "ckpt" / "model.safetensors").read_bytes()[:1000]
+
+
+CKPT_CASES = [
+    Case("ckpt-empty-dir", "ckpt", DIR, EVAL, "ckpt: not a Hugging Face checkpoint (no config.json)"),
+    Case("ckpt-is-a-file", "ckpt", b"weights", EVAL, "ckpt"),
+    Case("ckpt-config-not-json", "ckpt/config.json", b"{nope", EVAL, "config.json"),
+    Case("ckpt-config-binary", "ckpt/config.json", NUL, EVAL, "ckpt"),
+    Case("ckpt-no-safetensors", "ckpt/model.safetensors", GONE, EVAL, "model.safetensors"),
+    Case("safetensors-truncated", "ckpt/model.safetensors", FIT, EVAL, "model.safetensors: not a readable safetensors file", edit=_truncated),  # type: ignore[arg-type]
+    Case("safetensors-not-safetensors", "ckpt/model.safetensors", b"hello world\n" * 10, EVAL, "model.safetensors: not a readable"),
+    Case("safetensors-zero-bytes", "ckpt/model.safetensors", b"", EVAL, "model.safetensors: not a readable"),
+    Case("tokenizer-not-json", "ckpt/tokenizer.json", b"{nope", EVAL, "ckpt: cannot load a tokenizer"),
+    Case("tokenizer-binary", "ckpt/tokenizer.json", NUL * 300, EVAL, "ckpt: cannot load a tokenizer"),
+    Case("task-yaml-not-utf8-in-run", "runs/r/tasks/extra.yaml", b"task: caf\xe9\n", [*EVAL, "--set", "evaluate.include_paths=[runs/r/tasks]"], "extra.yaml"),
+    Case("task-yaml-scalar", "tasks/t.yaml", b"just a string\n", [*EVAL, "--set", "evaluate.include_paths=[tasks]"], "t.yaml"),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def ckpt_template(trained_run, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
+    """A prepared run (its tasks built by one good evaluation) and a good checkpoint beside it."""
+    root = tmp_path_factory.mktemp("ckpt-ws")
+    run = root / "runs" / "r"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_bytes(_config(name="r"))
+    shutil.copytree(trained_run.root / "data", run / "data")
+    shutil.copytree(trained_run.base, root / "ckpt")
+    (root / "tasks").mkdir()
+    cwd = Path.cwd()
+    os.chdir(root)
+    try:
+        with pytest.raises(SystemExit) as e:
+            main([*EVAL, "--out", "ok.json"])
+    finally:
+        os.chdir(cwd)
+    assert e.value.code == 0
+    return root
+
+
+@pytest.mark.parametrize("case", CKPT_CASES, ids=[c.id for c in CKPT_CASES])
+def test_hostile_checkpoint_exits_2_naming_the_culprit(
+    case: Case, ckpt_template: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Cases share one workspace (a copied run would rebuild its tasks, which name the run's path) and
+    # put the checkpoint and task folders back afterwards.
+    ws = ckpt_template
+    monkeypatch.chdir(ws)
+    shutil.copytree(ws / "ckpt", ws.parent / "ckpt-good", dirs_exist_ok=True)
+    try:
+        if case.content == GONE:
+            (ws / str(case.culprit)).unlink()
+        elif case.content == FIT:
+            assert case.edit is not None
+            (ws / str(case.culprit)).write_bytes(case.edit(ws))  # type: ignore[arg-type]
+        else:
+            _write(ws, case)
+        capsys.readouterr()
+        before = _snapshot(ws)
+        with pytest.raises(SystemExit) as e:
+            main(case.argv)
+        err = capsys.readouterr().err
+        assert _snapshot(ws) == before
+    finally:
+        for p in (ws / "ckpt", *(ws / "tasks").glob("*"), ws / "runs" / "r" / "tasks" / "extra.yaml"):
+            if p.is_dir():
+                shutil.rmtree(p)
+            else:
+                p.unlink(missing_ok=True)
+        shutil.copytree(ws.parent / "ckpt-good", ws / "ckpt")
+    assert e.value.code == 2, err
+    assert "Traceback" not in err
+    assert case.needle in err, err
+    assert err.startswith("error: ") and err.count("error: ") == 1, err

@@ -62,6 +62,10 @@ def load_checkpoint(path: Path, ec: EvalConfig, tokenizer_dir: Path | None = Non
             model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
     except (OSError, ValueError) as e:
         raise DemixError(f"cannot load the checkpoint: {e}", path=path) from None
+    except Exception as e:  # safetensors' own error (a truncated, empty or foreign file) is no OSError
+        if type(e).__name__ != "SafetensorError":
+            raise
+        raise DemixError(f"model.safetensors: not a readable safetensors file: {e}", path=path) from None
     model.to(device).eval()  # type: ignore[arg-type]  # transformers types .to oddly
     has_tok = any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json"))
     tok_dir = path if has_tok or tokenizer_dir is None else Path(tokenizer_dir)

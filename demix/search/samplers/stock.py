@@ -58,7 +58,8 @@ def qmc(ctx: SamplerContext) -> optuna.samplers.BaseSampler:
 
 
 def random(ctx: SamplerContext) -> optuna.samplers.BaseSampler:
-    """Independent uniform draws."""
-    import optuna
+    """Independent uniform draws, each trial's seeded by its ticket (:mod:`.slotted`): the same study
+    for any number of workers, and after a ``kill -9`` and rerun."""
+    from demix.search.samplers.slotted import SlotRandomSampler
 
-    return optuna.samplers.RandomSampler(seed=ctx.worker_seed)
+    return SlotRandomSampler(ctx)

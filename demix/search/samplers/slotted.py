@@ -1,0 +1,57 @@
+"""Random search whose draw for a trial is a function of the study's seed and the trial's ticket.
+
+Optuna's ``RandomSampler`` draws from one stream per sampler object: a worker restarted after
+``kill -9`` starts that stream again and redraws weights it already scored, and two workers (or
+machines) need different seeds, so the mixtures a study scores depend on who scored them. Seeding
+each trial's draw by its ``demix:slot`` ticket instead makes a study the same however many workers
+share it, wherever they run, and however often it was interrupted: slot s always draws the same u.
+Trials without a ticket (enqueued baselines, retries) keep the parameters they were given.
+
+Importing this module imports Optuna; the registry in :mod:`demix.search.samplers` imports it only
+when a ``random`` sampler is made.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import optuna
+
+from demix.search.samplers.context import SamplerContext
+from demix.search.simplex import U_HIGH
+from demix.search.storage import SLOT
+
+
+class SlotRandomSampler(optuna.samplers.BaseSampler):
+    """Independent uniform draws of the raw parameters, seeded by (study seed, ticket)."""
+
+    def __init__(self, ctx: SamplerContext) -> None:
+        self._ctx = ctx
+        self._fallback = optuna.samplers.RandomSampler(seed=ctx.worker_seed)
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: optuna.trial.FrozenTrial
+    ) -> dict[str, optuna.distributions.BaseDistribution]:
+        return self._ctx.simplex.distributions()  # type: ignore[return-value]
+
+    def sample_relative(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        search_space: dict[str, optuna.distributions.BaseDistribution],
+    ) -> dict[str, Any]:
+        if trial.params or trial.system_attrs.get("fixed_params") or SLOT not in trial.system_attrs:
+            return {}
+        rng = np.random.default_rng([self._ctx.seed, int(trial.system_attrs[SLOT])])
+        names = self._ctx.simplex.names
+        return {n: float(v) for n, v in zip(names, rng.uniform(0.0, U_HIGH, len(names)), strict=True)}
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        param_name: str,
+        param_distribution: optuna.distributions.BaseDistribution,
+    ) -> Any:
+        return self._fallback.sample_independent(study, trial, param_name, param_distribution)
