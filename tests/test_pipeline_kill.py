@@ -143,14 +143,15 @@ def test_kill9_mid_stage_then_rerun_gives_the_uninterrupted_outputs(
 
 
 def test_a_second_run_on_a_loaded_machine_gives_the_same_outputs(reference: RunDir, tmp_path: Path) -> None:
-    """Reproducible: the search to the report again, in another process while every core is kept
+    """Reproducible: the search to the report again, in another process while the machine is kept
     busy, writes what the reference wrote (times masked, nothing else): scores, trials, the law,
     the recommended mixture to the last digit. (Training is deterministic on one thread too: the
     kill test's train-base case compares its weights byte for byte.)"""
     run = _earlier(reference, tmp_path / "run", "search")
-    burners = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)
-    ]
+    # One busy loop per core but one: with this run and the suite's other worker, more runnable
+    # processes than cores (more would only slow the rest of the suite).
+    busy = max(1, (os.cpu_count() or 2) - 1)
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
     try:
         r = subprocess.run(
             [sys.executable, "-m", "demix", *argv(run.root)],
