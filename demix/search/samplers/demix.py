@@ -22,12 +22,13 @@ import optuna
 from demix.search import surrogate
 from demix.search.samplers.context import SamplerContext
 from demix.search.samplers.rounds import round_of
+from demix.search.samplers.slotted import TicketSampler
 from demix.search.storage import SLOT
 
 _NO_SLOT = 1 << 30  # trials without a ticket (baselines) sort after every round
 
 
-class DemixSampler(optuna.samplers.BaseSampler):
+class DemixSampler(TicketSampler):
     """Rounds of candidates: random from the pool first, then the surrogate's top predictions.
 
     Example::
@@ -40,9 +41,8 @@ class DemixSampler(optuna.samplers.BaseSampler):
     """
 
     def __init__(self, ctx: SamplerContext, poll_s: float = 0.5) -> None:
-        self._ctx = ctx
+        super().__init__(ctx)
         self._poll_s = poll_s
-        self._fallback = optuna.samplers.RandomSampler(seed=ctx.worker_seed)
         self._pool: np.ndarray | None = None
         self._rounds: dict[int, np.ndarray] = {}
 
@@ -53,35 +53,22 @@ class DemixSampler(optuna.samplers.BaseSampler):
             self._pool = surrogate.candidate_pool(c.pool_prior, c.demix, c.constraints, c.seed)
         return self._pool
 
-    def infer_relative_search_space(
-        self, study: optuna.Study, trial: optuna.trial.FrozenTrial
-    ) -> dict[str, optuna.distributions.BaseDistribution]:
-        return self._ctx.simplex.distributions()  # type: ignore[return-value]
-
     def sample_relative(
         self,
         study: optuna.Study,
         trial: optuna.trial.FrozenTrial,
         search_space: dict[str, optuna.distributions.BaseDistribution],
     ) -> dict[str, Any]:
-        if trial.params or trial.system_attrs.get("fixed_params") or SLOT not in trial.system_attrs:
+        slot = self.ticket(trial)
+        if slot is None:
             return {}  # retries and enqueued trials keep their parameters
         c = self._ctx
-        r, j, start = round_of(int(trial.system_attrs[SLOT]), c.demix.rounds)
+        r, j, start = round_of(slot, c.demix.rounds)
         cands = self._round(study, r, start)
         if j >= len(cands):  # the pool ran out of unseen candidates
             pool = self.pool()
             cands = pool[np.random.default_rng(c.seed + j).integers(len(pool), size=j + 1)]
         return c.simplex.params(cands[j])
-
-    def sample_independent(
-        self,
-        study: optuna.Study,
-        trial: optuna.trial.FrozenTrial,
-        param_name: str,
-        param_distribution: optuna.distributions.BaseDistribution,
-    ) -> Any:
-        return self._fallback.sample_independent(study, trial, param_name, param_distribution)
 
     def _round(self, study: optuna.Study, r: int, start: int) -> np.ndarray:
         """The (size, k) candidates of round ``r``, whose first slot is ``start`` (cached)."""

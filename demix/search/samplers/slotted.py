@@ -1,4 +1,4 @@
-"""Random search whose draw for a trial is a function of the study's seed and the trial's ticket.
+"""Samplers whose draw for a trial is a function of the study's seed and the trial's ticket.
 
 Optuna's ``RandomSampler`` draws from one stream per sampler object: a worker restarted after
 ``kill -9`` starts that stream again and redraws weights it already scored, and two workers (or
@@ -8,7 +8,7 @@ share it, wherever they run, and however often it was interrupted: slot s always
 Trials without a ticket (enqueued baselines, retries) keep the parameters they were given.
 
 Importing this module imports Optuna; the registry in :mod:`demix.search.samplers` imports it only
-when a ``random`` sampler is made.
+when such a sampler is made.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from demix.search.simplex import U_HIGH
 from demix.search.storage import SLOT
 
 
-class SlotRandomSampler(optuna.samplers.BaseSampler):
-    """Independent uniform draws of the raw parameters, seeded by (study seed, ticket)."""
+class TicketSampler(optuna.samplers.BaseSampler):
+    """What a sampler that draws every raw parameter at once per ticket shares: the search space
+    (the simplex's raw parameters), the trials it leaves alone, and a fallback for anything else."""
 
     def __init__(self, ctx: SamplerContext) -> None:
         self._ctx = ctx
@@ -35,17 +36,12 @@ class SlotRandomSampler(optuna.samplers.BaseSampler):
     ) -> dict[str, optuna.distributions.BaseDistribution]:
         return self._ctx.simplex.distributions()  # type: ignore[return-value]
 
-    def sample_relative(
-        self,
-        study: optuna.Study,
-        trial: optuna.trial.FrozenTrial,
-        search_space: dict[str, optuna.distributions.BaseDistribution],
-    ) -> dict[str, Any]:
+    @staticmethod
+    def ticket(trial: optuna.trial.FrozenTrial) -> int | None:
+        """The trial's ticket, or None for trials that keep their parameters (retries, enqueued)."""
         if trial.params or trial.system_attrs.get("fixed_params") or SLOT not in trial.system_attrs:
-            return {}
-        rng = np.random.default_rng([self._ctx.seed, int(trial.system_attrs[SLOT])])
-        names = self._ctx.simplex.names
-        return {n: float(v) for n, v in zip(names, rng.uniform(0.0, U_HIGH, len(names)), strict=True)}
+            return None
+        return int(trial.system_attrs[SLOT])
 
     def sample_independent(
         self,
@@ -55,3 +51,20 @@ class SlotRandomSampler(optuna.samplers.BaseSampler):
         param_distribution: optuna.distributions.BaseDistribution,
     ) -> Any:
         return self._fallback.sample_independent(study, trial, param_name, param_distribution)
+
+
+class SlotRandomSampler(TicketSampler):
+    """Independent uniform draws of the raw parameters, seeded by (study seed, ticket)."""
+
+    def sample_relative(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        search_space: dict[str, optuna.distributions.BaseDistribution],
+    ) -> dict[str, Any]:
+        slot = self.ticket(trial)
+        if slot is None:
+            return {}
+        rng = np.random.default_rng([self._ctx.seed, slot])
+        names = self._ctx.simplex.names
+        return {n: float(v) for n, v in zip(names, rng.uniform(0.0, U_HIGH, len(names)), strict=True)}
