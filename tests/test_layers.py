@@ -31,6 +31,7 @@ LAYERS = (
     "recommend",
     "export",
     "validate",
+    "compare",
     "report",
     "preflight",
     "pipeline",

@@ -29,7 +29,8 @@ def test_help_does_not_import_heavy_libraries() -> None:
 def test_changing_a_late_section_keeps_early_stages(tmp_path: Path) -> None:
     a = stage_hashes(tiny_config(tmp_path))
     b = stage_hashes(tiny_config(tmp_path, "export.target_tokens=7M"))
-    assert {n for n in STAGE_NAMES if a[n] != b[n]} == {"search", "law", "recommend", "export", "report"}
+    late = {"search", "law", "recommend", "export", "compare", "report"}
+    assert {n for n in STAGE_NAMES if a[n] != b[n]} == late
     c = stage_hashes(tiny_config(tmp_path, "train.lr=1e-3"))
     assert {n for n in STAGE_NAMES if a[n] != c[n]} == set(STAGE_NAMES) - {"prepare"}
 
@@ -79,7 +80,7 @@ def test_status_names_the_changed_keys(tmp_path: Path) -> None:
 
 
 def test_downstream_is_ordered_and_closed() -> None:
-    assert downstream("search") == ["search", "law", "recommend", "export", "report"]
+    assert downstream("search") == ["search", "law", "recommend", "export", "compare", "report"]
     assert downstream("train-components")[:2] == ["train-components", "search"]
     assert "validate" in downstream("train-components")
 

@@ -155,6 +155,13 @@ FAST = (
     "train.log_every=2",
     "search.n_trials=3",
     "validate.mixtures=3",
+    # compare: the law's minimum swarm over 5 domains (K + 2), a few steps per model
+    "compare.swarm.count=7",
+    "compare.swarm.tokens=2K",
+    "compare.check.tokens=2K",
+    "compare.check.bootstrap=50",
+    "compare.regmix.pool_size=2000",
+    "compare.regmix.top_k=16",
 )
 
 

@@ -32,6 +32,7 @@ _COMMAND_MODULES = (
     "law",
     "export",
     "validate",
+    "compare",
 )
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"demix.cli.{_name}").register(app)

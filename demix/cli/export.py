@@ -73,6 +73,14 @@ def register(app: typer.Typer) -> None:
                 help="Fail (exit 2, nothing written) when a source would exceed export.max_epochs.",
             ),
         ] = False,
+        method: Annotated[
+            str | None,
+            typer.Option(
+                "--method",
+                help="Export this method's mixture from compare/compare.json (demix compare) instead, "
+                "to export/methods/METHOD/.",
+            ),
+        ] = None,
     ) -> None:
         """Write the chosen mixture for a data team: data ratios (never merge weights), tokens and epochs
         per source, as JSON, YAML, CSV, a Megatron-LM blend, a HF interleave_datasets snippet and a summary."""
@@ -87,8 +95,8 @@ def register(app: typer.Typer) -> None:
         )
         # --tokens sizes this export only: export.target_tokens also set the search's epoch caps, which
         # the recommendation was made under, so the flag is an argument rather than an override.
-        paths = export(cfg, run, target_tokens=parse_tokens(tokens))
-        md = run.export / "recommended_mixture.md"
+        paths = export(cfg, run, target_tokens=parse_tokens(tokens), method=method)
+        md = (run.export if method is None else run.export / "methods" / method) / "recommended_mixture.md"
         if md.is_file():
             typer.echo(md.read_text())
         typer.echo("files:\n" + "\n".join(f"  {p}" for p in paths))

@@ -26,6 +26,13 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option("--with-validate", help="Also train reference models and measure proxy fidelity."),
         ] = False,
+        with_compare: Annotated[
+            bool,
+            typer.Option(
+                "--with-compare",
+                help="Also compare every mixing method (compare.methods), each answer checked by training.",
+            ),
+        ] = False,
         until: Annotated[str | None, typer.Option("--until", help="Stop after this stage.")] = None,
     ) -> None:
         """Run the whole pipeline: prepare, train base and components, search, law check, recommend,
@@ -40,7 +47,13 @@ def register(app: typer.Typer) -> None:
         with run_lock(run.root, note=lambda m: typer.echo(f"note: {m}", err=True)):
             write_text_atomic(run.config, dump_config(cfg))
             run_all(
-                cfg, run, force=force or (), with_validate=with_validate, until=until, on_stage=_on_stage()
+                cfg,
+                run,
+                force=force or (),
+                with_validate=with_validate,
+                with_compare=with_compare,
+                until=until,
+                on_stage=_on_stage(),
             )
         typer.echo(f"\nrun finished in {time.perf_counter() - t0:.1f} s: {run.root}")
         mixture = run.export / "recommended_mixture.json"

@@ -80,21 +80,49 @@ def mixture_document(
     }
 
 
+def method_recommendation(cfg: ExperimentConfig, run: RunDir, method: str) -> Recommendation:
+    """Method ``method``'s mixture from ``compare/compare.json`` (``demix compare``) as a recommendation
+    to export, so every format renders it as it renders DeMix's; its checked score is its prediction."""
+    from demix.errors import StageError
+    from demix.recommend.choices import Candidate
+    from demix.util.io import read_json
+
+    path = run.root / "compare" / "compare.json"
+    if not path.is_file():
+        raise StageError(f"--method {method}: no {path}; run `demix compare {run.root}` first")
+    doc = read_json(path)
+    if method not in doc.get("methods", {}):
+        raise ConfigError(f"--method {method}: not in {path} (methods: {', '.join(doc.get('methods', {}))})")
+    row, domains = doc["methods"][method], list(doc["domains"])
+    r = np.array([float(row["r"][d]) for d in domains])
+    predicted = {"trained_score": float(row["trained"]["value"]), **row.get("predicted", {})}
+    cand = Candidate(method, r, None, predicted, note=str(row.get("note", "")))
+    return Recommendation(domains, cfg.general, cfg.train.beta, method, {method: cand})
+
+
 def export(
-    cfg: ExperimentConfig, run: RunDir, target_tokens: int | None = None, *, progress: bool = True
+    cfg: ExperimentConfig,
+    run: RunDir,
+    target_tokens: int | None = None,
+    *,
+    progress: bool = True,
+    method: str | None = None,
 ) -> list[Path]:
     """Write the chosen mixture in every ``export.formats`` format; returns the files written.
 
     Args:
         target_tokens: size of the run the mixture is for (default ``export.target_tokens``).
         progress: print warnings (epochs above the cap, the beta edge) to stderr.
+        method: export this method's mixture from ``compare/compare.json`` instead, to
+            ``export/methods/<method>/``.
 
     Raises:
         StageError: the search has not run or is unfinished.
         ConfigError: ``export.strict_epochs`` and a source would be repeated more than
             ``export.max_epochs`` times (nothing is written).
     """
-    rec = recommend(cfg, run)
+    rec = recommend(cfg, run) if method is None else method_recommendation(cfg, run, method)
+    out = run.export if method is None else run.export / "methods" / method
     target = int(target_tokens if target_tokens is not None else cfg.export.target_tokens)
     avail, sources = available_tokens(cfg, run, rec.domains)
     plan = token_plan(rec.domains, rec.chosen.r, target, avail, cfg.export.max_epochs)
@@ -112,13 +140,14 @@ def export(
         plan.warnings.append(
             "token counts unknown (no manifest, no search.token_counts): epochs not computed"
         )
-    inputs = {"recommendation": hash_file(run.export / "recommendation.json")}
+    source = run.export / "recommendation.json" if method is None else run.root / "compare" / "compare.json"
+    inputs = {"recommendation" if method is None else "compare": hash_file(source)}
     doc = mixture_document(cfg, rec, plan, sources, inputs)
     paths = []
     for fmt in dict.fromkeys(["json", *cfg.export.formats]):
         name, text = render(doc, fmt)
-        write_text_atomic(run.export / name, text)
-        paths.append(run.export / name)
+        write_text_atomic(out / name, text)
+        paths.append(out / name)
     if progress:
         for w in doc["warnings"]:
             print(f"warning: {w}", file=sys.stderr, flush=True)

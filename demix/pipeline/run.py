@@ -113,6 +113,7 @@ def run_all(
     *,
     force: Sequence[str] = (),
     with_validate: bool = False,
+    with_compare: bool = False,
     until: str | None = None,
     on_stage: OnStage | None = None,
 ) -> dict[str, str]:
@@ -125,6 +126,7 @@ def run_all(
     Args:
         force: stages to redo even when done (their downstream stages are redone too).
         with_validate: also train reference models and measure proxy fidelity.
+        with_compare: also compare every mixing method, each answer checked by training.
         until: stop after this stage.
         on_stage: progress callback (:data:`OnStage`).
 
@@ -138,7 +140,8 @@ def run_all(
     outcome: dict[str, str] = {}
     run.root.mkdir(parents=True, exist_ok=True)
     for st in STAGES:
-        if st.optional and not (with_validate or st.name in force):
+        wanted = {"validate": with_validate, "compare": with_compare}.get(st.name, with_validate)
+        if st.optional and not (wanted or st.name in force):
             continue
         reason = st.unneeded(cfg)
         if reason is not None:

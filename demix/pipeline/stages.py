@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from demix.compare import compare
 from demix.config import ExperimentConfig
 from demix.data import prepare
 from demix.export import export
@@ -128,6 +129,24 @@ _SEARCH_RESULT = (
     "corpora.general",  # w -> r (every trial stores both)
     "train.beta",
 )
+# demix compare trains and scores models like validate, fits the law on its swarm and optimises it
+# under the search's constraints and epoch cap; it reuses validation references of its swarm budget.
+_COMPARE_RESULT = (
+    "compare",
+    "validate",
+    *_EVAL_RESULT,
+    *_TRAIN_RESULT,
+    *_LAW_RESULT,
+    "train.beta",
+    "train.reference_tokens",
+    "train.component_tokens",
+    "corpora.general",
+    "search.constraints",
+    "search.token_counts",
+    "search.min_weight",
+    "export.target_tokens",
+    "export.max_epochs",
+)
 STAGES: tuple[Stage, ...] = (
     Stage(
         "prepare",
@@ -230,6 +249,15 @@ STAGES: tuple[Stage, ...] = (
         reads=("export", "search.constraints", "search.token_counts"),
         ignores=_EVERYWHERE,
         outputs=("export",),
+    ),
+    Stage(
+        "compare",
+        ("export",),
+        compare,
+        reads=_COMPARE_RESULT,
+        ignores=(*_EVERYWHERE, *_TRAIN_COSMETIC, *_EVAL_COSMETIC, *_LAW_COSMETIC),
+        optional=True,
+        outputs=("compare", "models/compare"),
     ),
     Stage(
         "report",

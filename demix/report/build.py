@@ -17,6 +17,7 @@ import numpy as np
 from demix.config import ExperimentConfig
 from demix.mixture import weights_to_ratios
 from demix.report import plots
+from demix.report.compare import compare_sections
 from demix.report.law import law_sections
 from demix.report.render import render_html, render_markdown
 from demix.report.section import Section
@@ -190,13 +191,13 @@ def _validation_section(s: RunSummary) -> Section | None:
 
 
 def build_sections(s: RunSummary) -> list[Section]:
-    """The report's sections in order; the law and validation ones only when those stages ran."""
+    """The report's sections in order; the law, validation and comparison ones only when those ran."""
     out = [_mixture_section(s), _candidates_section(s), _search_section(s)]
     out += law_sections(s)
     val = _validation_section(s)
     if val is not None:
         out.append(val)
-    return out
+    return out + compare_sections(s.root)
 
 
 def report(cfg: ExperimentConfig, run: RunDir) -> Path:
