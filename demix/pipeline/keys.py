@@ -75,6 +75,7 @@ _LEGACY_SECTIONS = {
     "export": ("export",),
     "report": ("export",),
     "validate": ("validate", "evaluate", "train", "merge"),
+    "compare": ("compare",),  # newer than the scheme: no record of it has a legacy hash
 }
 
 
