@@ -4,7 +4,9 @@ of one config: when it ran and how long it took, and where the run lives.
 - JSON (and JSON lines, and YAML): parsed, then keys naming a time (``created``, ``finished``, ``started``) or
   a duration or a speed (``*_s``, ``*_seconds``, ``seconds``, ``*_per_s``, ``mfu``) are dropped, and the run's path is
   replaced by ``<RUN>``.
-- CSV: parsed, duration columns (``*_s``: ``merge_s``, ``eval_s``) dropped.
+- CSV: parsed, duration columns (``*_s``: ``merge_s``, ``eval_s``) dropped. ``search/trials.csv``:
+  its COMPLETE rows without the trial number: a run killed mid-trial records that trial as FAIL
+  and scores its ticket again under a new number, with the same weights and the same scores.
 - Markdown / HTML / YAML / text: the run's path and ``YYYY-MM-DD HH:MM[:SS]`` stamps replaced.
 - Everything else (token files, safetensors, tokenizer, plots, the .npy hashes): byte for byte.
 - ``provenance.inputs`` (hashes of the files a stage read) is dropped: each of those files is
@@ -83,6 +85,9 @@ def normalized(path: Path, *roots: Path) -> Any:
         return [_mask_json(json.loads(ln), roots) for ln in path.read_text().splitlines() if ln.strip()]
     if path.suffix == ".csv":
         rows = list(csv.DictReader(io.StringIO(path.read_text())))
+        if path.name == "trials.csv":  # a trial killed mid-way: FAIL, its ticket scored again later
+            return [{k: v for k, v in r.items() if not _TIME_KEY.match(k) and k != "trial"}
+                    for r in rows if r.get("state") == "COMPLETE"]  # fmt: skip
         return [{k: v for k, v in r.items() if not _TIME_KEY.match(k)} for r in rows]
     if path.suffix in _TEXT:
         return _mask_text(path.read_text(), roots)
