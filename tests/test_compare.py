@@ -107,6 +107,15 @@ def test_every_method_answers_and_is_checked(compared: tuple[RunDir, dict[str, A
         # 7 swarm rows are below LightGBM's smallest leaf (RegMix's settings): a constant prediction
         # has no order (NaN), never a made-up one
         assert (-1 <= o["spearman"] <= 1) or (p == "regmix" and len(set(o["predicted"].values())) == 1)
+    # the law optimises and ranks by what the check scores: its bits-per-byte tasks' weights
+    fit = methods["law"]["law_fit"]
+    # (the tiny config's objective is accuracy only: no bits-per-byte task, so equal weights)
+    assert fit["loss_weights"] == pytest.approx(dict.fromkeys(doc["domains"], 0.2))
+    assert "no bits-per-byte task" in fit["loss_weights_source"]
+    assert "losses weighted by" in methods["law"]["note"]
+    assert methods["regmix"]["regressor_constant"] == (
+        len(set(doc["order"]["regmix"]["predicted"].values())) == 1
+    )
     print(f"compare on the tiny run: {seconds:.1f} s")
 
 
@@ -152,7 +161,7 @@ def test_cli_resumes_and_prints_the_table(
     head = next(i for i, line in enumerate(lines) if line.startswith("method"))
     shown = [line.split()[0] for line in lines[head + 1 : head + 8]]
     assert shown == sorted(doc["methods"], key=lambda m: doc["methods"][m]["rank"])
-    assert f"best trained: {doc['best']}" in out
+    assert f"{doc['best']} won: trained score" in out and doc["verdict"] in out
     print(out)
 
 
@@ -202,3 +211,38 @@ def test_compare_is_an_optional_stage_after_export() -> None:
     st = {s.name: s for s in STAGES}["compare"]
     assert st.optional and st.needs == ("export",)
     assert STAGE_NAMES.index("compare") == STAGE_NAMES.index("export") + 1
+
+
+def test_law_on_a_double_diminishing_swarm_with_the_step_law_and_a_subset(
+    trained_run: RunDir, tmp_path: Path
+) -> None:
+    """The Data Mixing Laws' pipeline as a method: the double-diminishing design, each member's
+    held-out curve extrapolated to the check budget, the law fitted on the best-fitting subset."""
+    from demix.compare import compare
+    from demix.compare.designs import diminishing_proportions
+    from demix.mixture.bounds import bounds_for
+
+    run = copy_run(trained_run, tmp_path / "run", parts=("data", "models"))
+    over = [
+        s
+        for s in SMALL
+        if not s.startswith(("train.eval_every", "compare.swarm.count", "compare.swarm.tokens"))
+    ]
+    cfg = tiny_config(
+        run.root, *over, "train.eval_every=1", "compare.swarm.count=8", "compare.swarm.tokens=4K",
+        "compare.check.tokens=8K", "compare.swarm.sampler=double_diminishing", "compare.law.subset=7",
+        'compare.methods=["law", "regmix"]',
+    )  # fmt: skip
+    doc = compare(cfg, run, progress=False)
+    domains = doc["domains"]
+    props = diminishing_proportions(bounds_for(cfg, domains).hi, 1 / 16, 3)
+    assert doc["swarm"]["sampler"] == "double_diminishing" and doc["swarm"]["n"] == 8
+    for m in doc["swarm"]["members"]:
+        r = [m["r"][d] for d in domains]
+        assert abs(sum(r) - 1) < 1e-9 and all(np.isclose(p, v).any() for p, v in zip(props, r, strict=True))
+    fit = doc["methods"]["law"]["law_fit"]
+    assert "step law from 4,096 to 8,192 tokens" in fit["source"], fit
+    assert fit["subset"]["size"] == 7 and len(fit["subset"]["left_out"]) == 1
+    assert "7 of 8 swarm models" in doc["methods"]["law"]["note"]
+    for m in ("law", "regmix"):
+        assert np.isfinite(doc["methods"][m]["trained"]["value"])

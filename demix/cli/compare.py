@@ -38,12 +38,15 @@ def format_compare(doc: dict[str, Any]) -> str:
     for p, o in doc.get("order", {}).items():
         if o.get("same_order") is None:
             continue
+        if o["spearman"] != o["spearman"]:  # NaN: one predicted value for every answer
+            lines.append(f"{p}'s predictions: one value for every mixture (no order to compare)")
+            continue
         lines.append(
             f"{p}'s predictions: Spearman {o['spearman']:.2f} with the trained order"
             f" ({'same' if o['same_order'] else 'not the same'} order; predicted best {o['predicted_best']},"
             f" trained best {o['trained_best']})"
         )
-    lines.append(f"best trained: {doc['best']}")
+    lines.append(doc.get("verdict") or f"best trained: {doc['best']}")
     return "\n".join(lines)
 
 
@@ -53,8 +56,10 @@ def register(app: typer.Typer) -> None:
         """Run every method in compare.methods (DeMix, prior, uniform, RegMix, the law, DoReMi, hand
         mixtures) on the run's candidates; train one model per answer on the same budget and rank them."""
         from demix.compare import compare
+        from demix.preflight import COMPARE_ALONE
 
-        cfg, run = load(config, set_, run_dir, stages=("validate", "compare"))
+        # alone on a finished run: also what the stages before it must have left (the recommendation)
+        cfg, run = load(config, set_, run_dir, stages=("validate", "compare", COMPARE_ALONE))
         doc = compare(cfg, run)
         typer.echo(format_compare(doc))
         typer.echo(f"saved: {run.root / 'compare' / 'compare.json'}")

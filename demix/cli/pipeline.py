@@ -38,11 +38,16 @@ def register(app: typer.Typer) -> None:
         """Run the whole pipeline: prepare, train base and components, search, law check, recommend,
         export, report. Stages whose inputs have not changed are skipped, so a stopped run continues."""
         from demix.config import dump_config
-        from demix.pipeline import run_all
+        from demix.pipeline import run_all, skipped_optional
+        from demix.preflight import stages_but
         from demix.run.lock import run_lock
         from demix.util.io import write_text_atomic
 
-        cfg, run = load(config, set_, run_dir)
+        # the rules of every stage this run takes up: not those of an optional stage it will not run
+        skipped = skipped_optional(
+            force=force or (), with_validate=with_validate, with_compare=with_compare, until=until
+        )
+        cfg, run = load(config, set_, run_dir, stages=stages_but(skipped))
         t0 = time.perf_counter()
         with run_lock(run.root, note=lambda m: typer.echo(f"note: {m}", err=True)):
             write_text_atomic(run.config, dump_config(cfg))

@@ -1,4 +1,4 @@
-"""``demix train base|components|reference``: the trainer's three uses.
+"""``demix train base|components|reference|doremi``: the trainer's four uses.
 
 Under ``torchrun --nproc_per_node N -m demix train ...`` every command trains with DDP.
 """
@@ -6,6 +6,7 @@ Under ``torchrun --nproc_per_node N -m demix train ...`` every command trains wi
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,7 +14,8 @@ import typer
 from demix.cli.common import ConfigArg, RunDirOpt, SetOpt, load, parse_tokens
 
 train_app = typer.Typer(
-    help="Train the base model, the components, or a reference model (resumes; skips what is done).",
+    help="Train the base model, the components, a reference model or a DoReMi proxy (resumes; skips "
+    "what is done).",
     no_args_is_help=True,
 )
 
@@ -29,8 +31,6 @@ def _echo(msg: str) -> None:
 
 
 def _describe(path: object) -> str:
-    from pathlib import Path
-
     from demix.train import read_summary
 
     s = read_summary(Path(str(path))) or {}
@@ -111,6 +111,58 @@ def reference_cmd(
     rid = ref_id or "mix-" + hash_json([round(float(r), 6) for r in ratios])[:10]
     path = train_reference(cfg, run, ratios, rid, progress=not quiet, fresh=fresh)
     _echo(f"reference {rid}: {_describe(path)}")
+
+
+@train_app.command("doremi")
+def doremi_cmd(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    run_dir: RunDirOpt = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            "--reference",
+            help="The reference model's checkpoint directory (default: train.doremi.reference, else "
+            "the one reference under models/references/ trained on the token prior).",
+        ),
+    ] = None,
+    mixture: Annotated[
+        str | None,
+        typer.Option(
+            "--mixture", help="Data ratios the proxy draws, name=value,... (default: the token prior)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="The proxy's directory (default: models/doremi in the run).")
+    ] = None,
+    tokens: Annotated[
+        str | None, typer.Option("--tokens", help="Token budget, e.g. 1M (default: train.reference_tokens).")
+    ] = None,
+    fresh: FreshOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Continue from the base with group DRO against a reference model (a DoReMi proxy); its
+    averaged domain weights are DoReMi's data mixture."""
+    budget = parse_tokens(tokens)
+    cfg, run = load(config, set_, run_dir, flags={"train.reference_tokens": budget}, stages=())
+    from demix.data import Manifest
+    from demix.mixture import parse_weights
+    from demix.train import doremi_weights, train_doremi
+    from demix.train.prior import default_reference, token_prior
+
+    manifest = Manifest.load(run)
+    if mixture is not None:
+        ratios = parse_weights(mixture, manifest.names, normalize=True, what="--mixture")
+    else:
+        ratios = token_prior(cfg, run, manifest)
+    ref = reference or cfg.train.doremi.reference or default_reference(cfg, run, manifest)
+    path = train_doremi(cfg, run, ref, out, ratios=ratios, progress=not quiet, fresh=fresh)
+    averaged = doremi_weights(path) or {}
+    _echo(f"doremi proxy: {_describe(path)}")
+    _echo(f"  reference:        {ref}")
+    _echo(f"  averaged weights: {' '.join(f'{d}={w:.4f}' for d, w in averaged.items())}")
+    _echo(f"  summary:          {path / 'train_summary.json'} (domain_weights.averaged)")
+    _echo(f"  weights per step: {path / 'domain_weights.jsonl'}")
 
 
 def register(app: typer.Typer) -> None:

@@ -72,3 +72,117 @@ def order_agreement(predicted: Mapping[str, float], trained: Mapping[str, float]
         "trained_best": names[int(np.argmax(t))],
         "predicted": {n: float(v) for n, v in zip(names, p, strict=True)},
     }
+
+
+def paired_draws(
+    results: Mapping[str, Sequence[EvalResult]], anchors: Mapping[str, EvalResult], replicates: int, seed: int
+) -> dict[str, np.ndarray]:
+    """Method -> (replicates,) scores on resampled documents, one resample shared by every method.
+
+    Every check model is scored on the same documents, so per replicate and task one draw of
+    document indices serves every model: a hard document is hard for all of them and differences keep
+    only what differs between the models (a paired bootstrap). The scale is affine in the task values
+    with fixed anchors, so a model's score moves by Σ_t slope_t·(resampled value_t − value_t). A
+    method's seeds are picked at random per replicate; a task without per-document values (a group,
+    an aggregation that cannot be recomputed) is perturbed by its stderr, independently per model.
+    """
+    from demix.evaluate.result import resample_value
+
+    rng = np.random.default_rng(seed)
+    prep = {
+        m: [(score(r, anchors), objective_coefficients(r, dict(anchors)), r) for r in rs]
+        for m, rs in results.items()
+    }
+    arrays: dict[tuple[str, int, str], tuple[str, np.ndarray]] = {}
+    n_docs: dict[str, int] = {}
+    for m, models in prep.items():
+        for i, (_, coefs, r) in enumerate(models):
+            for t in coefs:
+                if t in r.items and len(r.items[t][1]) > 1:
+                    arrays[m, i, t] = (r.items[t][0], np.asarray(r.items[t][1], dtype=np.float64))
+                    n_docs.setdefault(t, len(r.items[t][1]))
+    out = {m: np.empty(replicates) for m in prep}
+    for b in range(replicates):
+        idx = {t: rng.integers(0, n, size=n) for t, n in n_docs.items()}
+        for m, models in prep.items():
+            i = int(rng.integers(len(models))) if len(models) > 1 else 0
+            v, coefs, r = models[i]
+            for t, slope in coefs.items():
+                agg, arr = arrays.get((m, i, t), ("", np.zeros(0)))
+                new = resample_value(agg, arr, idx[t]) if len(arr) == n_docs.get(t, -1) else None
+                if new is None:
+                    v += slope * float(rng.standard_normal()) * (r.metrics[t].stderr or 0.0)
+                else:
+                    v += slope * (new - r.metrics[t].value)
+            out[m][b] = v
+    return out
+
+
+def lead(draws: Mapping[str, np.ndarray], values: Mapping[str, float]) -> dict[str, Any]:
+    """The best method's lead over each other one: the difference in trained score and its paired
+    95% interval (from :func:`paired_draws`)."""
+    best = max(values, key=lambda m: (values[m], m))
+    vs = {}
+    for m in values:
+        if m == best:
+            continue
+        d = np.asarray(draws[best]) - np.asarray(draws[m])
+        vs[m] = {
+            "diff": float(values[best] - values[m]),
+            "low": float(np.quantile(d, 0.025)) if d.size else float("nan"),
+            "high": float(np.quantile(d, 0.975)) if d.size else float("nan"),
+        }
+    return {"best": best, "vs": vs}
+
+
+def verdict(rows: Mapping[str, Mapping[str, Any]], lead_: Mapping[str, Any] | None = None) -> str:
+    """Which method won and by how much, in one sentence (``rows``: method -> {trained, rank}).
+
+    The lead is called clear only when its paired 95% interval (``lead_``, :func:`lead`) lies above
+    0; otherwise the sentence says the lead is within the evaluation noise.
+    """
+    order = sorted(rows, key=lambda m: (rows[m]["rank"], m))
+    best = order[0]
+    b = rows[best]["trained"]
+    if len(order) == 1:
+        return f"{best} is the only method compared (trained score {b['value']:.3f})."
+    second = order[1]
+    s = rows[second]["trained"]
+    gap = float(b["value"]) - float(s["value"])
+    text = f"{best} won: trained score {b['value']:.3f} vs {s['value']:.3f} for {second}, the runner-up (+{gap:.3f})"
+    iv = (lead_ or {}).get("vs", {}).get(second) if (lead_ or {}).get("best") == best else None
+    if iv is None or not (np.isfinite(iv["low"]) and np.isfinite(iv["high"])):
+        return text + " (no paired interval: compare.check.bootstrap is 0)."
+    span = f"paired 95% interval of the lead [{iv['low']:+.3f}, {iv['high']:+.3f}]"
+    if iv["low"] > 0:
+        return text + f"; {span} excludes 0: a clear lead."
+    return text + f"; {span} includes 0, so the lead is within the evaluation noise."
+
+
+def loss_weights(
+    result: EvalResult, anchors: Mapping[str, EvalResult], domains: Sequence[str]
+) -> tuple[np.ndarray, str]:
+    """(K,) weights s under which Σ s_d L_d ranks mixtures as the check's scale does, and how.
+
+    The scale is affine in its tasks' values; its bits-per-byte tasks (``demix_bpb_<d>`` of any role)
+    give minus the slopes, normalised — so the law optimises, and predicts the order of, what the
+    check scores (a domain the objective does not count gets 0). Without such a task: equal weights.
+    """
+    from demix.evaluate.spec import bpb_task_name
+
+    s = np.zeros(len(domains))
+    others = 0
+    for task, slope in objective_coefficients(result, dict(anchors)).items():
+        hit = [i for i, d in enumerate(domains) if task in (bpb_task_name(d), f"{bpb_task_name(d)}_report")]
+        if hit:
+            s[hit[0]] -= slope
+        else:
+            others += 1
+    if s.sum() <= 0:
+        return np.full(
+            len(domains), 1.0 / len(domains)
+        ), "every domain's loss equally (no bits-per-byte task)"
+    how = "the check's objective (its bits-per-byte tasks, weighted as it weighs them)"
+    if others:
+        how += f"; its {others} other task(s) are not a function of these losses"
+    return s / s.sum(), how

@@ -94,7 +94,8 @@ class Models:
 
     def __init__(self, cfg: ExperimentConfig, run: RunDir, *, progress: bool = True) -> None:
         self.cfg, self.run, self.progress = cfg, run, progress
-        self.eval_key = hash_json(cfg.evaluate.model_dump(mode="json"))
+        # "items": cached scores keep per-document values (paired intervals); older caches are rescored
+        self.eval_key = hash_json([cfg.evaluate.model_dump(mode="json"), "items"])
         self.train_key = hash_json([cfg.train.model_dump(mode="json"), cfg.model.model_dump(mode="json")])
         self._suite: Any = None
         self._ev: Any = None
@@ -121,7 +122,12 @@ class Models:
         res = self._evaluate(path)
         write_json_atomic(
             cache,
-            {"eval_key": self.eval_key, "path": str(path), "result": res.to_json(), "seconds": res.seconds},
+            {
+                "eval_key": self.eval_key,
+                "path": str(path),
+                "result": res.to_json(with_items=True),
+                "seconds": res.seconds,
+            },
         )
         return res, float(res.seconds)
 

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 
 from demix.compare import check
+from demix.compare.lawfit import fit_law, law_answer
 from demix.compare.methods import Answer, demix_answer, doremi_answer, fixed_answers
 from demix.compare.models import Models, Trained, log
-from demix.compare.swarm import Swarm, build_swarm, fit_law, law_answer, regmix_answer, regmix_model
+from demix.compare.swarm import Swarm, build_swarm, regmix_answer, regmix_model
 from demix.config import ExperimentConfig
 from demix.evaluate.result import EvalResult
 from demix.mixture import as_dict
@@ -66,7 +67,9 @@ class _Context:
     @property
     def swarm(self) -> Swarm:
         if self._swarm is None:
-            self._swarm = build_swarm(self.cfg, self.models, self.domains, self.prior, self.score)
+            self._swarm = build_swarm(
+                self.cfg, self.models, self.domains, self.prior, self.counts, self.score
+            )
         return self._swarm
 
 
@@ -80,10 +83,12 @@ def _answers(ctx: _Context, methods: list[str]) -> tuple[dict[str, Answer], dict
             a = demix_answer(cfg, ctx.run, ctx.domains)
         elif m == "regmix":
             predictors["regmix"] = gbm = regmix_model(ctx.swarm, cfg.compare.check.seed)
-            a = regmix_answer(cfg, ctx.swarm, ctx.prior, gbm)
+            a = regmix_answer(cfg, ctx.swarm, ctx.domains, ctx.prior, ctx.counts, gbm)
         elif m == "law":
-            predictors["law"] = law = fit_law(cfg, ctx.swarm, ctx.domains)
-            a = law_answer(cfg, ctx.swarm, law, ctx.domains, ctx.counts)
+            weights = check.loss_weights(ctx.anchors["base"], ctx.anchors, ctx.domains)
+            law, info = fit_law(cfg, ctx.swarm, ctx.domains, ctx.tokens, weights)
+            predictors["law"] = (law, weights[0])
+            a = law_answer(cfg, ctx.swarm, law, info, ctx.domains, ctx.counts)
         elif m == "doremi":
             d = cfg.compare.doremi
             ref = ctx.models.train("check", ctx.prior, int(d.tokens or ctx.tokens))
@@ -102,7 +107,8 @@ def _predictions(predictors: dict[str, Any], answers: dict[str, Answer]) -> dict
     if "regmix" in predictors:
         out["regmix"] = dict(zip(answers, map(float, predictors["regmix"].predict(R)), strict=True))
     if "law" in predictors:
-        loss = np.asarray(predictors["law"].predict(R), dtype=np.float64).mean(axis=1)
+        law, s = predictors["law"]
+        loss = np.asarray(law.predict(R), dtype=np.float64) @ s  # the check's weighting
         out["law"] = dict(zip(answers, map(float, -loss), strict=True))  # lower loss = better
     return out
 
@@ -129,6 +135,16 @@ def _rows(ctx: _Context, answers: dict[str, Answer]) -> dict[str, dict[str, Any]
     return rows
 
 
+def _lead(ctx: _Context, answers: dict[str, Answer], rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The winner's lead over every other method, with paired intervals (one document resample for all)."""
+    cc = ctx.cfg.compare.check
+    values = {m: rows[m]["trained"]["value"] for m in rows}
+    if cc.bootstrap <= 0:
+        return check.lead({m: np.zeros(0) for m in rows}, values)
+    results = {m: [t.result for t in ctx.check_models(a.r)] for m, a in answers.items()}
+    return check.lead(check.paired_draws(results, ctx.anchors, cc.bootstrap, cc.seed), values)
+
+
 def compare(cfg: ExperimentConfig, run: RunDir, *, progress: bool = True) -> dict[str, Any]:
     """Run ``compare.methods`` on the run's candidates, check each answer by training, write
     ``compare/compare.json``.
@@ -146,6 +162,7 @@ def compare(cfg: ExperimentConfig, run: RunDir, *, progress: bool = True) -> dic
     ctx = _Context(cfg, run, progress)
     answers, predictors = _answers(ctx, cfg.compare.method_names)
     rows = _rows(ctx, answers)
+    lead = _lead(ctx, answers, rows)
     trained = {m: r["trained"]["value"] for m, r in rows.items()}
     order = {p: check.order_agreement(v, trained) for p, v in _predictions(predictors, answers).items()}
     doc = {
@@ -154,6 +171,8 @@ def compare(cfg: ExperimentConfig, run: RunDir, *, progress: bool = True) -> dic
         "methods": rows,
         "order": order,
         "best": min(rows, key=lambda m: rows[m]["rank"]),
+        "lead": lead,
+        "verdict": check.verdict(rows, lead),
         "check": {
             "tokens": ctx.tokens,
             "seeds": cfg.compare.check.seeds,

@@ -9,7 +9,7 @@ validation references are reused when they exist.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -27,6 +27,12 @@ class SwarmConfig(StrictModel):
     concentration: float = Field(default=1.0, gt=0)
     reuse_validation: bool = True  # add validation/ references trained on the same budget
     seed: int = 4321
+    # dirichlet: RegMix's draws around the prior (concentration); double_diminishing: the Data Mixing
+    # Laws' proportions g·floor(m/g)·2^-s (s = 0..halvings) and 0 per domain, m its cap under the run's
+    # constraints and epoch cap, combinations summing to 1 (demix.compare.designs).
+    sampler: Literal["dirichlet", "double_diminishing"] = "dirichlet"
+    granularity: float = Field(default=1 / 16, gt=0, le=1)
+    halvings: int = Field(default=3, ge=0, le=10)
 
 
 class RegMixSettings(StrictModel):
@@ -34,6 +40,22 @@ class RegMixSettings(StrictModel):
 
     top_k: int = Field(default=128, ge=1)
     pool_size: int = Field(default=100_000, ge=1)
+
+
+class LawSettings(StrictModel):
+    """The law fitted on the swarm.
+
+    ``subset``: fit on the subset of this many swarm runs whose fitted law has the lowest fitting
+    error (the Data Mixing Laws' selection of fitting runs: runs the law cannot describe are left
+    out), among every subset or ``subset_draws`` seeded ones when there are more; None: every run. ``step_law``: when the swarm trained fewer tokens than the check models, each
+    member's held-out loss curve (``eval_log.jsonl``) is extrapolated to the check budget's step by
+    the step law before the mixing law is fitted (the nested laws; every model here starts from the
+    base, so there is one model size and no size law).
+    """
+
+    subset: int | None = Field(default=None, ge=2)
+    subset_draws: int = Field(default=16, ge=1)
+    step_law: bool = True
 
 
 class DoReMiSettings(StrictModel):
@@ -65,6 +87,7 @@ class CompareConfig(StrictModel):
     mixtures: dict[str, dict[str, Annotated[float, Field(ge=0)]]] = Field(default_factory=dict)
     swarm: SwarmConfig = Field(default_factory=SwarmConfig)
     regmix: RegMixSettings = Field(default_factory=RegMixSettings)
+    law: LawSettings = Field(default_factory=LawSettings)
     doremi: DoReMiSettings = Field(default_factory=DoReMiSettings)
     check: CheckConfig = Field(default_factory=CheckConfig)
 

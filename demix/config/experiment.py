@@ -103,6 +103,10 @@ class ExperimentConfig(StrictModel):
         if self.law.aggregate_weights is not None:
             for name in sorted(set(self.law.aggregate_weights) - known):
                 raise ValueError(f"law.aggregate_weights: {name!r} is not a candidate")
+        # DoReMi's starting weights are read by name in every job that tunes them; a name that is
+        # no candidate would otherwise fail only when such a job starts (demix.train.weighting)
+        for name in sorted(set(self.train.doremi.weights or ()) - known):
+            raise ValueError(f"train.doremi.weights.{name}: not a candidate ({', '.join(names)})")
         if self.model.max_position_embeddings < self.train.seq_len:
             raise ValueError(
                 f"train.seq_len={self.train.seq_len} exceeds model.max_position_embeddings="

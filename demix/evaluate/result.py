@@ -75,6 +75,9 @@ class EvalResult:
         details: task -> lm-eval metric key -> ``{"value", "stderr"}``: every metric lm-eval reported.
         seconds: wall time of the evaluation.
         role: the role evaluated (search, report, all).
+        items: task -> (lm-eval aggregation name, per-document values) of each leaf task's metric,
+            so two models scored on the same documents compare pairwise
+            (:func:`resample_value`); written to JSON only when asked (``with_items``).
     """
 
     metrics: dict[str, Metric]
@@ -83,13 +86,14 @@ class EvalResult:
     details: dict[str, dict[str, dict[str, float | None]]] = field(default_factory=dict)
     seconds: float = 0.0
     role: EvalRole = "search"
+    items: dict[str, tuple[str, list[Any]]] = field(default_factory=dict)
 
     def values(self) -> dict[str, float]:
         """Task -> value of the scored tasks (what baselines store)."""
         return {k: m.value for k, m in self.metrics.items()}
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_json(self, *, with_items: bool = False) -> dict[str, Any]:
+        out = {
             "role": self.role,
             "seconds": self.seconds,
             "metrics": {k: m.to_json() for k, m in self.metrics.items()},
@@ -97,6 +101,9 @@ class EvalResult:
             "losses": {k: m.to_json() for k, m in self.losses.items()},
             "details": self.details,
         }
+        if with_items:
+            out["items"] = {k: {"aggregation": a, "values": list(v)} for k, (a, v) in self.items.items()}
+        return out
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> EvalResult:
@@ -107,6 +114,7 @@ class EvalResult:
             details=dict(d.get("details", {})),
             seconds=float(d.get("seconds", 0.0)),
             role=d.get("role", "search"),
+            items={k: (str(v["aggregation"]), list(v["values"])) for k, v in d.get("items", {}).items()},
         )
 
 
@@ -172,4 +180,21 @@ def stderr_for(
             return bootstrap_stderr(agg, list(items), iters)
         except Exception:  # an aggregation that cannot take a resample (e.g. needs all references)
             return None
+    return None
+
+
+def resample_value(aggregation: str, items: Sequence[Any] | np.ndarray, idx: np.ndarray) -> float | None:
+    """A metric's value on the documents ``idx`` (a resample), by lm-eval aggregation name; None for
+    an aggregation this does not know how to recompute."""
+    if not len(items):
+        return None
+    if aggregation in ("mean", "nanmean"):
+        x = np.asarray(items, dtype=np.float64)[idx]
+        return float(np.nanmean(x) if aggregation == "nanmean" else np.mean(x))
+    if aggregation in ("bits_per_byte", "weighted_perplexity"):
+        ab = np.asarray(items, dtype=np.float64)[idx]
+        if ab.ndim != 2 or ab[:, 1].sum() == 0:
+            return None
+        r = ab[:, 0].sum() / ab[:, 1].sum()
+        return float(-r / math.log(2)) if aggregation == "bits_per_byte" else float(math.exp(-r))
     return None

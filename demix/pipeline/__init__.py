@@ -21,6 +21,7 @@ from demix.pipeline.run import (
     downstream,
     run_all,
     set_aside,
+    skipped_optional,
     stage_hashes,
     status,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "key_values",
     "run_all",
     "set_aside",
+    "skipped_optional",
     "stage_hashes",
     "stage_inputs",
     "status",

@@ -107,6 +107,32 @@ def _check_names(force: Sequence[str], until: str | None) -> None:
             raise DemixError(f"unknown stage {name!r} (stages: {', '.join(STAGE_NAMES)})")
 
 
+def _asked(st: Stage, force: Sequence[str], with_validate: bool, with_compare: bool) -> bool:
+    """Whether :func:`run_all` takes the stage up: always, unless it is optional and neither its
+    flag nor ``force`` asks for it."""
+    wanted = {"validate": with_validate, "compare": with_compare}.get(st.name, with_validate)
+    return not st.optional or wanted or st.name in force
+
+
+def skipped_optional(
+    *,
+    force: Sequence[str] = (),
+    with_validate: bool = False,
+    with_compare: bool = False,
+    until: str | None = None,
+) -> tuple[str, ...]:
+    """The optional stages :func:`run_all` will not run with these arguments: not asked for, or
+    after ``until``. ``demix run`` leaves their preflight rules unchecked, so a run without
+    ``--with-compare`` is not refused for the comparison's settings."""
+    out, stopped = [], False
+    for st in STAGES:
+        asked = _asked(st, force, with_validate, with_compare)
+        if st.optional and (stopped or not asked):
+            out.append(st.name)
+        stopped = stopped or (asked and st.name == until)
+    return tuple(out)
+
+
 def run_all(
     cfg: ExperimentConfig,
     run: RunDir,
@@ -140,8 +166,7 @@ def run_all(
     outcome: dict[str, str] = {}
     run.root.mkdir(parents=True, exist_ok=True)
     for st in STAGES:
-        wanted = {"validate": with_validate, "compare": with_compare}.get(st.name, with_validate)
-        if st.optional and not (wanted or st.name in force):
+        if not _asked(st, force, with_validate, with_compare):
             continue
         reason = st.unneeded(cfg)
         if reason is not None:

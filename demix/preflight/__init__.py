@@ -9,6 +9,6 @@ naming its key.
 
 from __future__ import annotations
 
-from demix.preflight.rules import RULES, problems, require
+from demix.preflight.rules import COMPARE_ALONE, RULES, problems, require, stages_but
 
-__all__ = ["RULES", "problems", "require"]
+__all__ = ["COMPARE_ALONE", "RULES", "problems", "require", "stages_but"]

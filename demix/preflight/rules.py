@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,7 @@ import numpy as np
 
 from demix.config import ExperimentConfig
 from demix.errors import ConfigError, DemixError
+from demix.preflight.compare import demix_recommendation, hand_mixtures, law_swarm
 
 if TYPE_CHECKING:
     from demix.run import RunDir
@@ -223,9 +224,16 @@ def _components(cfg: ExperimentConfig, run: RunDir | None) -> list[str]:
     return out
 
 
+# The compare stage run on its own on a finished run (`demix compare RUN`): its rules check what the
+# stages before it left in the run directory. Such rules run only when a command names them: never
+# for `stages=None` (`demix config validate`), nor under `demix run`, where those stages run first.
+COMPARE_ALONE = "compare:alone"
+_ON_REQUEST = frozenset({COMPARE_ALONE})
+
 # Each rule with the stages whose work it protects: a command checks the rules of the stages it runs
-# (`demix config validate` and `demix run`: all), so `demix evaluate` is not refused for an epoch cap
-# only the search and export would hit.
+# (`demix config validate`: all; `demix run`: all but the optional stages it will not run,
+# :func:`stages_but`), so `demix evaluate` is not refused for an epoch cap only the search and export
+# would hit, nor `demix run` without --with-compare for the comparison's swarm.
 RULES: tuple[tuple[Rule, tuple[str, ...]], ...] = (
     (_sampler, ("search",)),
     (_storage, ("search",)),
@@ -235,7 +243,17 @@ RULES: tuple[tuple[Rule, tuple[str, ...]], ...] = (
     (_task_names, ("evaluate",)),
     (_builtin_kinds, ("evaluate",)),
     (_constraints, ("search", "law", "recommend", "export")),
+    (law_swarm, ("compare",)),
+    (hand_mixtures, ("compare",)),
+    (demix_recommendation, (COMPARE_ALONE,)),
 )
+
+
+def stages_but(skipped: Collection[str]) -> tuple[str, ...]:
+    """Every stage :data:`RULES` protect except ``skipped`` (and those checked only on request):
+    what ``demix run`` checks when it will not run its optional stages ``skipped``."""
+    known = {s for _, for_ in RULES for s in for_} - _ON_REQUEST
+    return tuple(sorted(known - set(skipped)))
 
 
 def problems(
@@ -246,9 +264,13 @@ def problems(
     Args:
         cfg: a config the schema accepted.
         run: its run directory, when it may hold prepared data (token counts for the epoch cap).
-        stages: check only the rules of these stages (``None``: every rule).
+        stages: check only the rules of these stages (``None``: every rule but those of a stage
+            run alone on a finished run, :data:`COMPARE_ALONE`, which only a command naming it checks).
     """
-    chosen = [rule for rule, for_ in RULES if stages is None or set(for_) & set(stages)]
+    wanted = set(stages) if stages is not None else None
+    chosen = [
+        rule for rule, for_ in RULES if (set(for_) - _ON_REQUEST if wanted is None else set(for_) & wanted)
+    ]
     return [p for rule in chosen for p in rule(cfg, run)]
 
 

@@ -81,7 +81,7 @@ def compare_sections(root: Path) -> list[Section]:
     sec.text(
         f"Each method's data mixture r trained from the base on {doc['check']['tokens']:,} tokens and scored on "
         f"the report tasks ({doc['scale']}). Cost: tokens trained to get the answer, FLOPs = 6·P·tokens, wall "
-        f"seconds; {doc['cost_note']}. Best trained: **{doc['best']}**."
+        f"seconds; {doc['cost_note']}. Best trained: **{doc['best']}**. " + doc.get("verdict", "")
     )
     rows = []
     for m, row in sorted(doc["methods"].items(), key=lambda kv: kv[1]["rank"]):
