@@ -23,6 +23,9 @@ FreshOpt = Annotated[
     bool, typer.Option("--fresh", help="Discard a resumable checkpoint and start the training over.")
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+TokensOpt = Annotated[
+    str | None, typer.Option("--tokens", help="Token budget, e.g. 1M (default: train.reference_tokens).")
+]
 
 
 def _echo(msg: str) -> None:
@@ -92,9 +95,7 @@ def reference_cmd(
     ref_id: Annotated[
         str | None, typer.Option("--id", help="Name under models/references/ (default: from the mixture).")
     ] = None,
-    tokens: Annotated[
-        str | None, typer.Option("--tokens", help="Token budget, e.g. 1M (default: train.reference_tokens).")
-    ] = None,
+    tokens: TokensOpt = None,
     fresh: FreshOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -135,9 +136,7 @@ def doremi_cmd(
     out: Annotated[
         Path | None, typer.Option("--out", help="The proxy's directory (default: models/doremi in the run).")
     ] = None,
-    tokens: Annotated[
-        str | None, typer.Option("--tokens", help="Token budget, e.g. 1M (default: train.reference_tokens).")
-    ] = None,
+    tokens: TokensOpt = None,
     fresh: FreshOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
