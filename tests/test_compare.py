@@ -233,7 +233,17 @@ def test_law_on_a_double_diminishing_swarm_with_the_step_law_and_a_subset(
         "compare.check.tokens=8K", "compare.swarm.sampler=double_diminishing", "compare.law.subset=7",
         'compare.methods=["law", "regmix"]',
     )  # fmt: skip
+    # The report's scale: the search's baselines scored on the report tasks (here made up around
+    # the base's values; only their spread matters) replace the check models as the scale's ends.
+    from demix.compare.models import Models
+    from demix.util.io import write_json_atomic
+
+    base, _ = Models(cfg, run, progress=False).score(run.base, "base")
+    spread = {"uniform": 0.9, "prior": 1.1, "only:code": 1.0}
+    report = {n: {"metrics": {t: m.value * f for t, m in base.metrics.items()}} for n, f in spread.items()}
+    write_json_atomic(run.export / "recommendation.json", {"search_report": {"recommended": {}, **report}})
     doc = compare(cfg, run, progress=False)
+    assert doc["anchors"] == list(spread) and "frozen baselines (uniform, prior, only:code" in doc["scale"]
     domains = doc["domains"]
     props = diminishing_proportions(bounds_for(cfg, domains).hi, 1 / 16, 3)
     assert doc["swarm"]["sampler"] == "double_diminishing" and doc["swarm"]["n"] == 8
@@ -246,3 +256,10 @@ def test_law_on_a_double_diminishing_swarm_with_the_step_law_and_a_subset(
     assert "7 of 8 swarm models" in doc["methods"]["law"]["note"]
     for m in ("law", "regmix"):
         assert np.isfinite(doc["methods"][m]["trained"]["value"])
+    # without the report's scores the scale falls back to the base and the check models
+    fallback = compare(
+        cfg.model_copy(update={"compare": cfg.compare.model_copy(update={"methods": ("uniform",)})}),
+        copy_run(run, tmp_path / "r2", parts=("data", "models")),
+        progress=False,
+    )
+    assert fallback["anchors"] == ["base", "prior", "uniform"]

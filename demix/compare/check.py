@@ -16,18 +16,18 @@ from typing import Any
 import numpy as np
 
 from demix.evaluate.result import EvalResult
-from demix.evaluate.scores import objective, objective_coefficients
+from demix.evaluate.scores import ValuesLike, objective, objective_coefficients
 from demix.util.stats import rankdata, spearman
 
+Anchors = Mapping[str, ValuesLike]  # the scale's fixed ends: name -> a result or task -> value
 
-def score(result: EvalResult, anchors: Mapping[str, EvalResult]) -> float:
+
+def score(result: EvalResult, anchors: Anchors) -> float:
     """One trained model's score on the comparison's scale (higher is better)."""
     return objective(result, dict(anchors))
 
 
-def interval(
-    results: Sequence[EvalResult], anchors: Mapping[str, EvalResult], replicates: int, seed: int
-) -> dict[str, float]:
+def interval(results: Sequence[EvalResult], anchors: Anchors, replicates: int, seed: int) -> dict[str, float]:
     """Mean score over the seeds' models and its 95% bootstrap interval.
 
     Each replicate picks one of the seeds' models at random and perturbs every counted task's value
@@ -75,7 +75,7 @@ def order_agreement(predicted: Mapping[str, float], trained: Mapping[str, float]
 
 
 def paired_draws(
-    results: Mapping[str, Sequence[EvalResult]], anchors: Mapping[str, EvalResult], replicates: int, seed: int
+    results: Mapping[str, Sequence[EvalResult]], anchors: Anchors, replicates: int, seed: int
 ) -> dict[str, np.ndarray]:
     """Method -> (replicates,) scores on resampled documents, one resample shared by every method.
 
@@ -159,9 +159,7 @@ def verdict(rows: Mapping[str, Mapping[str, Any]], lead_: Mapping[str, Any] | No
     return text + f"; {span} includes 0, so the lead is within the evaluation noise."
 
 
-def loss_weights(
-    result: EvalResult, anchors: Mapping[str, EvalResult], domains: Sequence[str]
-) -> tuple[np.ndarray, str]:
+def loss_weights(result: EvalResult, anchors: Anchors, domains: Sequence[str]) -> tuple[np.ndarray, str]:
     """(K,) weights s under which Σ s_d L_d ranks mixtures as the check's scale does, and how.
 
     The scale is affine in its tasks' values; its bits-per-byte tasks (``demix_bpb_<d>`` of any role)

@@ -1,7 +1,7 @@
 """``demix compare``: every method's answer on the run's candidates, each checked by training.
 
-Order: the anchors of the scale first (the base model, the prior- and uniform-mixture check models),
-then each method's answer (:mod:`demix.compare.methods`, :mod:`demix.compare.swarm`), then one
+Order: the scale first (the report's: the search's frozen baselines on the report tasks; without
+them the base model and the prior- and uniform-mixture check models), then each method's answer (:mod:`demix.compare.methods`, :mod:`demix.compare.swarm`), then one
 check model per answer and seed, trained from the base on the same budget and scored on the report
 tasks (:mod:`demix.compare.check`). Answers equal to one another share their check model (the same
 id). Writes ``compare/compare.json``.
@@ -20,11 +20,10 @@ from demix.compare.methods import Answer, demix_answer, doremi_answer, fixed_ans
 from demix.compare.models import Models, Trained, log
 from demix.compare.swarm import Swarm, build_swarm, regmix_answer, regmix_model
 from demix.config import ExperimentConfig
-from demix.evaluate.result import EvalResult
 from demix.mixture import as_dict
 from demix.run import RunDir
 from demix.util.hashing import hash_json
-from demix.util.io import write_json_atomic
+from demix.util.io import read_json, write_json_atomic
 from demix.util.provenance import provenance
 
 SCHEMA = "demix.compare/v1"
@@ -46,12 +45,30 @@ class _Context:
         self.tokens = int(cfg.compare.check.tokens or cfg.train.reference_budget)
         self.models = Models(cfg, run, progress=progress)
         self.checks: dict[str, list[Trained]] = {}
-        base, _ = self.models.score(run.base, "base")
-        uniform = np.full(len(self.domains), 1.0 / len(self.domains))
-        self.anchors: dict[str, EvalResult] = {"base": base}
-        for name, r in (("prior", self.prior), ("uniform", uniform)):
-            self.anchors[name] = self.check_models(r)[0].result
+        self.base, _ = self.models.score(run.base, "base")
+        self.anchors, self.scale = self._anchors()
         self._swarm: Swarm | None = None
+
+    def _anchors(self) -> tuple[dict[str, Any], str]:
+        """The scale's fixed ends: the report's own (the search's frozen baselines scored on the
+        report tasks, ``export/recommendation.json``), so every method is judged on the scale the
+        search optimised and the report states; else the base and the prior- and uniform-mixture
+        check models."""
+        frozen = _frozen_baselines(self.run, set(self.base.metrics))
+        if frozen:
+            return frozen, (
+                "the report's objective over the report tasks: per task 0 at the worst, 1 at the best of "
+                f"the search's frozen baselines ({', '.join(frozen)}: merged proxies, as the report scores them)"
+            )
+        uniform = np.full(len(self.domains), 1.0 / len(self.domains))
+        anchors: dict[str, Any] = {"base": self.base}
+        for name, r in (("prior", self.prior), ("uniform", uniform)):
+            anchors[name] = self.check_models(r)[0].result
+        return anchors, (
+            "objective over the report tasks; per task 0 at the worst, 1 at the best of the anchors "
+            "(base model, prior- and uniform-mixture check models: the run has no report-task scores of "
+            "the search's baselines)"
+        )
 
     def check_models(self, r: np.ndarray) -> list[Trained]:
         """The check models of mixture r (one per seed), trained once per distinct mixture."""
@@ -73,6 +90,21 @@ class _Context:
         return self._swarm
 
 
+def _frozen_baselines(run: RunDir, tasks: set[str]) -> dict[str, dict[str, float]] | None:
+    """The search's baselines' report-task values (name -> task -> value) from the recommendation,
+    when they cover every task the check counts; None otherwise."""
+    path = run.export / "recommendation.json"
+    if not path.is_file():
+        return None
+    report = read_json(path).get("search_report") or {}
+    out = {
+        name: {t: float(v) for t, v in (row.get("metrics") or {}).items()}
+        for name, row in report.items()
+        if name not in ("recommended", "best_trial", "base_model")
+    }
+    return out if len(out) >= 2 and all(tasks <= set(v) for v in out.values()) else None
+
+
 def _answers(ctx: _Context, methods: list[str]) -> tuple[dict[str, Answer], dict[str, Any]]:
     """Every method's answer, timed; and the predictors (fitted regressors) for the order check."""
     cfg, answers, predictors = ctx.cfg, {}, {}
@@ -85,7 +117,7 @@ def _answers(ctx: _Context, methods: list[str]) -> tuple[dict[str, Answer], dict
             predictors["regmix"] = gbm = regmix_model(ctx.swarm, cfg.compare.check.seed)
             a = regmix_answer(cfg, ctx.swarm, ctx.domains, ctx.prior, ctx.counts, gbm)
         elif m == "law":
-            weights = check.loss_weights(ctx.anchors["base"], ctx.anchors, ctx.domains)
+            weights = check.loss_weights(ctx.base, ctx.anchors, ctx.domains)
             law, info = fit_law(cfg, ctx.swarm, ctx.domains, ctx.tokens, weights)
             predictors["law"] = (law, weights[0])
             a = law_answer(cfg, ctx.swarm, law, info, ctx.domains, ctx.counts)
@@ -178,8 +210,8 @@ def compare(cfg: ExperimentConfig, run: RunDir, *, progress: bool = True) -> dic
             "seeds": cfg.compare.check.seeds,
             "bootstrap": cfg.compare.check.bootstrap,
         },
-        "scale": "objective over the report tasks; per task 0 at the worst, 1 at the best of the anchors "
-        "(base model, prior- and uniform-mixture check models)",
+        "scale": ctx.scale,
+        "anchors": list(ctx.anchors),
         "cost_note": "the base model is left out of every cost: every method's models start from it",
         "swarm": ctx._swarm.to_json(ctx.domains) if ctx._swarm is not None else None,
         "seconds": round(time.perf_counter() - t0, 3),
