@@ -196,7 +196,11 @@ def _components(cfg: ExperimentConfig, run: RunDir | None) -> list[str]:
         except DemixError as e:
             out.append(f"{key}: {e}")
     if cfg.merge.base is not None:
-        key = "components.base" if brought and cfg.components and cfg.components.base else "merge.base"
+        key = (
+            "components.base"
+            if cfg.components is not None and cfg.components.base is not None
+            else "merge.base"
+        )
         try:
             open_checkpoint(cfg.merge.base)
         except DemixError as e:

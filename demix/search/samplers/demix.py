@@ -53,15 +53,7 @@ class DemixSampler(TicketSampler):
             self._pool = surrogate.candidate_pool(c.pool_prior, c.demix, c.constraints, c.seed)
         return self._pool
 
-    def sample_relative(
-        self,
-        study: optuna.Study,
-        trial: optuna.trial.FrozenTrial,
-        search_space: dict[str, optuna.distributions.BaseDistribution],
-    ) -> dict[str, Any]:
-        slot = self.ticket(trial)
-        if slot is None:
-            return {}  # retries and enqueued trials keep their parameters
+    def draw(self, study: optuna.Study, slot: int) -> dict[str, Any]:
         c = self._ctx
         r, j, start = round_of(slot, c.demix.rounds)
         cands = self._round(study, r, start)

@@ -43,6 +43,19 @@ class TicketSampler(optuna.samplers.BaseSampler):
             return None
         return int(trial.system_attrs[SLOT])
 
+    def sample_relative(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        search_space: dict[str, optuna.distributions.BaseDistribution],
+    ) -> dict[str, Any]:
+        slot = self.ticket(trial)
+        return {} if slot is None else self.draw(study, slot)  # no ticket: the trial keeps its parameters
+
+    def draw(self, study: optuna.Study, slot: int) -> dict[str, Any]:
+        """The raw parameters of ticket ``slot`` (every subclass's one method)."""
+        raise NotImplementedError
+
     def sample_independent(
         self,
         study: optuna.Study,
@@ -56,15 +69,7 @@ class TicketSampler(optuna.samplers.BaseSampler):
 class SlotRandomSampler(TicketSampler):
     """Independent uniform draws of the raw parameters, seeded by (study seed, ticket)."""
 
-    def sample_relative(
-        self,
-        study: optuna.Study,
-        trial: optuna.trial.FrozenTrial,
-        search_space: dict[str, optuna.distributions.BaseDistribution],
-    ) -> dict[str, Any]:
-        slot = self.ticket(trial)
-        if slot is None:
-            return {}
+    def draw(self, study: optuna.Study, slot: int) -> dict[str, Any]:
         rng = np.random.default_rng([self._ctx.seed, slot])
         names = self._ctx.simplex.names
         return {n: float(v) for n, v in zip(names, rng.uniform(0.0, U_HIGH, len(names)), strict=True)}
