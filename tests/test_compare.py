@@ -200,8 +200,12 @@ def test_report_section(compared: tuple[RunDir, dict[str, Any], float]) -> None:
     tables = [b for k, b in sec.blocks if k == "table"]
     assert len(tables) == 1 and len(tables[0][1]) == len(doc["methods"])
     stems = [stem for stem, png, _ in sec.figures if png.startswith(b"\x89PNG")]
-    assert stems == ["compare_scores", "compare_mixtures", "compare_doremi"]
-    assert "## Methods compared" in render_markdown("t", [sec], "meta")
+    assert stems == ["compare_scores", "compare_lead", "compare_mixtures", "compare_doremi"]
+    md = render_markdown("t", [sec], "meta")
+    assert "## Methods compared" in md and doc["verdict"] in md
+    assert (
+        set(doc["lead"]["vs"]) == set(doc["methods"]) - {doc["best"]} and doc["lead"]["best"] == doc["best"]
+    )
     assert compare_sections(run.root / "nowhere") == []
 
 

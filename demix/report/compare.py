@@ -1,7 +1,8 @@
 """The report's "Methods compared" section, from ``compare/compare.json`` (``demix compare``).
 
 Shown only when the comparison ran: the table (method, r per source, cost, trained score with its
-interval, rank), the trained scores as bars with their intervals, the mixtures as stacked bars,
+interval, rank), the trained scores as bars with their intervals, the winner's lead over each method
+with its paired interval, the mixtures as stacked bars,
 and DoReMi's weight trajectory (its proxy's ``domain_weights.jsonl``) when DoReMi was compared.
 """
 
@@ -33,6 +34,27 @@ def score_bars(doc: dict[str, Any]) -> bytes:
     ax.bar([m for m, _ in rows], v, yerr=err, capsize=3, color="#1f77b4")
     ax.set_ylabel("trained score (95% interval)")
     ax.tick_params(axis="x", rotation=30)
+    return _png(fig)
+
+
+def lead_bars(doc: dict[str, Any]) -> bytes | None:
+    """The best method's lead over each other one with its paired 95% interval (None without one):
+    the scores' own intervals are wide because documents vary; the paired one resamples the same
+    documents for every model, so it shows whether the lead is more than evaluation noise."""
+    lead = doc.get("lead") or {}
+    vs = {m: d for m, d in (lead.get("vs") or {}).items() if np.isfinite(d["low"]) and np.isfinite(d["high"])}
+    if not vs:
+        return None
+    plt = _plt()
+    names = sorted(vs, key=lambda m: vs[m]["diff"])
+    d = np.array([vs[m]["diff"] for m in names])
+    err = np.vstack([d - [vs[m]["low"] for m in names], [vs[m]["high"] for m in names] - d]).clip(min=0)
+    fig, ax = plt.subplots(figsize=(6, 0.4 * len(names) + 1.2))
+    ax.barh(
+        names, d, xerr=err, capsize=3, color=["#2ca02c" if vs[m]["low"] > 0 else "#bbbbbb" for m in names]
+    )
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel(f"{lead['best']}'s lead in trained score (paired 95% interval)")
     return _png(fig)
 
 
@@ -98,6 +120,11 @@ def compare_sections(root: Path) -> list[Section]:
     ]
     sec.bullets(order)
     sec.figure("compare_scores", score_bars(doc), "Trained score per method, with 95% intervals")
+    leads = lead_bars(doc)
+    if leads is not None:
+        sec.figure(
+            "compare_lead", leads, f"{doc['lead']['best']}'s lead over each method (green: beyond the noise)"
+        )
     sec.figure("compare_mixtures", mixture_bars(doc), "Each method's data mixture")
     proxy = doc["methods"].get("doremi", {}).get("proxy_dir")
     png = doremi_trajectory(Path(proxy) / "domain_weights.jsonl") if proxy else None
