@@ -152,7 +152,7 @@ def test_subset_selection_leaves_the_broken_runs_out(tmp_path: Path) -> None:
     )
     R, L = _law_data(10, 0)
     L[[2, 5]] += 0.8  # two runs whose losses are off the law (a broken run, a data bug)
-    rows, info = select_subset(cfg, LawRows(R, L, "test", [f"r{i}" for i in range(10)]), ["a", "b", "c"])
+    rows, info, _ = select_subset(cfg, LawRows(R, L, "test", [f"r{i}" for i in range(10)]), ["a", "b", "c"])
     assert info["left_out"] == ["r2", "r5"] and info["tried"] == 45 and len(rows.ids) == 8
     assert info["fit_mae"] < 0.01 < info["median_fit_mae"] and info["left_out_mae"] > 0.5
     with pytest.raises(DemixError, match=r"compare\.law\.subset"):
@@ -236,6 +236,7 @@ def test_loss_weights_follow_the_checks_bits_per_byte_tasks() -> None:
     # code's bpb spans 1.0 over the anchors, math's 0.25 (4x the slope), and code's group shares its
     # weight with the accuracy task (2x): a unit of math loss moves the scale 8x more than code's
     anchors = {"base": result(3.0, 2.0, 0.5), "prior": result(2.0, 1.75, 0.6)}
-    s, how = loss_weights(result(2.5, 1.8, 0.55), anchors, ["prose", "code", "math"])
+    tasks = {"demix_bpb_code_report": "code", "demix_bpb_math_report": "math"}  # from the task specs
+    s, how = loss_weights(result(2.5, 1.8, 0.55), anchors, ["prose", "code", "math"], tasks)
     assert s[0] == 0 and s[2] / s[1] == pytest.approx(8.0) and s.sum() == pytest.approx(1.0)
     assert "1 other task(s) are not a function of these losses" in how

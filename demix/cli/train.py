@@ -7,11 +7,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from demix.cli.common import ConfigArg, RunDirOpt, SetOpt, load, parse_tokens
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from demix.config import ExperimentConfig
+    from demix.data import Manifest
+    from demix.run import RunDir
 
 train_app = typer.Typer(
     help="Train the base model, the components, a reference model or a DoReMi proxy (resumes; skips "
@@ -84,6 +91,24 @@ def components_cmd(
         _echo(f"{d}: {_describe(p)}")
 
 
+def _with_budget(
+    config: Path, set_: list[str] | None, run_dir: Path | None, tokens: str | None
+) -> tuple[ExperimentConfig, RunDir, Manifest]:
+    """The config with ``--tokens`` as ``train.reference_tokens``, its run and the run's manifest."""
+    from demix.data import Manifest
+
+    budget = parse_tokens(tokens)
+    cfg, run = load(config, set_, run_dir, flags={"train.reference_tokens": budget}, stages=())
+    return cfg, run, Manifest.load(run)
+
+
+def _ratios(mixture: str, manifest: Manifest) -> np.ndarray:
+    """``--mixture name=value,...`` as ratios over the run's domains, normalised."""
+    from demix.mixture import parse_weights
+
+    return parse_weights(mixture, manifest.names, normalize=True, what="--mixture")
+
+
 @train_app.command("reference")
 def reference_cmd(
     config: ConfigArg,
@@ -100,15 +125,11 @@ def reference_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     """Continue from the base on any data mixture (a reference model, as validation trains)."""
-    budget = parse_tokens(tokens)
-    cfg, run = load(config, set_, run_dir, flags={"train.reference_tokens": budget}, stages=())
-    from demix.data import Manifest
-    from demix.mixture import parse_weights
+    cfg, run, manifest = _with_budget(config, set_, run_dir, tokens)
     from demix.train import train_reference
     from demix.util.hashing import hash_json
 
-    manifest = Manifest.load(run)
-    ratios = parse_weights(mixture, manifest.names, normalize=True, what="--mixture")
+    ratios = _ratios(mixture, manifest)
     rid = ref_id or "mix-" + hash_json([round(float(r), 6) for r in ratios])[:10]
     path = train_reference(cfg, run, ratios, rid, progress=not quiet, fresh=fresh)
     _echo(f"reference {rid}: {_describe(path)}")
@@ -142,18 +163,11 @@ def doremi_cmd(
 ) -> None:
     """Continue from the base with group DRO against a reference model (a DoReMi proxy); its
     averaged domain weights are DoReMi's data mixture."""
-    budget = parse_tokens(tokens)
-    cfg, run = load(config, set_, run_dir, flags={"train.reference_tokens": budget}, stages=())
-    from demix.data import Manifest
-    from demix.mixture import parse_weights
+    cfg, run, manifest = _with_budget(config, set_, run_dir, tokens)
     from demix.train import doremi_weights, train_doremi
     from demix.train.prior import default_reference, token_prior
 
-    manifest = Manifest.load(run)
-    if mixture is not None:
-        ratios = parse_weights(mixture, manifest.names, normalize=True, what="--mixture")
-    else:
-        ratios = token_prior(cfg, run, manifest)
+    ratios = _ratios(mixture, manifest) if mixture is not None else token_prior(cfg, run, manifest)
     ref = reference or cfg.train.doremi.reference or default_reference(cfg, run, manifest)
     path = train_doremi(cfg, run, ref, out, ratios=ratios, progress=not quiet, fresh=fresh)
     averaged = doremi_weights(path) or {}

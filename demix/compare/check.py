@@ -2,10 +2,11 @@
 
 The scale is the objective's rule (:func:`demix.evaluate.scores.objective`: per task 0 at the worst
 anchor, 1 at the best, weighted mean per group, mean over groups) with fixed anchors that no
-method's answer moves: the base model and the prior- and uniform-mixture check models. The
-objective is affine in the task values, so an interval follows from each task's standard error
-(a parametric bootstrap over evaluation noise, pooled over seeds when several models per mixture
-were trained).
+method's answer moves (the stage picks them: the search's frozen baselines on the report tasks, else
+the base model and the prior- and uniform-mixture check models). The objective is affine in the task
+values, so each score's interval follows from each task's standard error (a parametric bootstrap
+over evaluation noise, pooled over seeds when several models per mixture were trained), and the
+winner's lead from resampling the same documents for every model (:func:`paired_draws`).
 """
 
 from __future__ import annotations
@@ -159,21 +160,22 @@ def verdict(rows: Mapping[str, Mapping[str, Any]], lead_: Mapping[str, Any] | No
     return text + f"; {span} includes 0, so the lead is within the evaluation noise."
 
 
-def loss_weights(result: EvalResult, anchors: Anchors, domains: Sequence[str]) -> tuple[np.ndarray, str]:
+def loss_weights(
+    result: EvalResult, anchors: Anchors, domains: Sequence[str], task_domains: Mapping[str, str]
+) -> tuple[np.ndarray, str]:
     """(K,) weights s under which Σ s_d L_d ranks mixtures as the check's scale does, and how.
 
-    The scale is affine in its tasks' values; its bits-per-byte tasks (``demix_bpb_<d>`` of any role)
-    give minus the slopes, normalised — so the law optimises, and predicts the order of, what the
-    check scores (a domain the objective does not count gets 0). Without such a task: equal weights.
+    The scale is affine in its tasks' values; its bits-per-byte tasks (``task_domains``: task ->
+    the domain whose held-out bits per byte it measures, from the task specs) give minus the slopes,
+    normalised — so the law optimises, and predicts the order of, what the check scores (a domain
+    the objective does not count gets 0). Without such a task: equal weights.
     """
-    from demix.evaluate.spec import bpb_task_name
-
     s = np.zeros(len(domains))
     others = 0
     for task, slope in objective_coefficients(result, dict(anchors)).items():
-        hit = [i for i, d in enumerate(domains) if task in (bpb_task_name(d), f"{bpb_task_name(d)}_report")]
-        if hit:
-            s[hit[0]] -= slope
+        d = task_domains.get(task)
+        if d is not None and d in domains:
+            s[list(domains).index(d)] -= slope
         else:
             others += 1
     if s.sum() <= 0:

@@ -39,21 +39,21 @@ class LawRows:
     notes: list[str] = field(default_factory=list)
 
 
-def _curve(m: Trained, domains: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(tokens (p,), losses (p, K)) of a member's held-out evaluations during training."""
+def _curve(m: Trained, domains: list[str]) -> tuple[np.ndarray, np.ndarray, int]:
+    """(tokens (p,), losses (p, K), tokens per step) of a member's held-out evaluations during
+    training (tokens per step 1 when it has none)."""
     path = m.path / "eval_log.jsonl"
     rows = (
         [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
     )
     x = np.array([float(r["tokens"]) for r in rows], dtype=np.float64)
     y = np.array([[float(r["loss"].get(d, np.nan)) for d in domains] for r in rows], dtype=np.float64)
-    return x, y.reshape(len(rows), len(domains))
+    per_step = max(int(rows[-1]["tokens"]) // max(int(rows[-1]["step"]), 1), 1) if rows else 1
+    return x, y.reshape(len(rows), len(domains)), per_step
 
 
-def _trained_tokens(m: Trained, budget: int) -> int:
+def _trained_tokens(per_step: int, budget: int) -> int:
     """The tokens a model with this budget trains: whole steps, as the trainer rounds up."""
-    rows = [json.loads(line) for line in (m.path / "eval_log.jsonl").read_text().splitlines() if line.strip()]
-    per_step = max(int(rows[-1]["tokens"]) // max(int(rows[-1]["step"]), 1), 1)
     return math.ceil(budget / per_step) * per_step
 
 
@@ -68,7 +68,7 @@ def law_rows(cfg: ExperimentConfig, swarm: Swarm, domains: list[str], target_tok
     from demix.law import at_target
 
     curves = [_curve(m, domains) for m in swarm.members]
-    few = min(int(np.isfinite(y).all(axis=1).sum()) for _, y in curves)
+    few = min(int(np.isfinite(y).all(axis=1).sum()) for _, y, _ in curves)
     if few < 3:
         plain.notes.append(
             f"step law not used: a swarm model has {few} held-out evaluations, the step law needs 3 "
@@ -76,11 +76,11 @@ def law_rows(cfg: ExperimentConfig, swarm: Swarm, domains: list[str], target_tok
         )
         return plain
     R = np.concatenate(
-        [np.repeat(m.r[None], len(x), axis=0) for m, (x, _) in zip(swarm.members, curves, strict=True)]
+        [np.repeat(m.r[None], len(x), axis=0) for m, (x, _, _) in zip(swarm.members, curves, strict=True)]
     )
     x = np.concatenate([c[0] for c in curves])
     y = np.concatenate([c[1] for c in curves])
-    target = _trained_tokens(swarm.members[0], target_tokens)
+    target = _trained_tokens(curves[0][2], target_tokens)
     ext = at_target(R, y, x, None, target_step=float(target), target_size=None, delta=cfg.law.huber_delta)
     order = {tuple(np.round(m.r, 9)): m.id for m in swarm.members}
     return LawRows(
@@ -110,9 +110,12 @@ def _subsets(n: int, size: int, draws: int, seed: int) -> list[np.ndarray]:
     return out
 
 
-def select_subset(cfg: ExperimentConfig, rows: LawRows, domains: list[str]) -> tuple[LawRows, dict[str, Any]]:
+def select_subset(
+    cfg: ExperimentConfig, rows: LawRows, domains: list[str]
+) -> tuple[LawRows, dict[str, Any], Any]:
     """The subset of ``compare.law.subset`` rows whose fitted law has the lowest fitting error
-    (mean absolute error on the subset; the size is fixed, so fewer rows cannot win)."""
+    (mean absolute error on the subset; the size is fixed, so fewer rows cannot win), what was
+    tried, and the law fitted on it."""
     from demix.law import fit
 
     lc = cfg.compare.law
@@ -144,7 +147,7 @@ def select_subset(cfg: ExperimentConfig, rows: LawRows, domains: list[str]) -> t
         "left_out": [rows.ids[i] for i in rest],
         "ids": chosen.ids,
     }
-    return chosen, info
+    return chosen, info, law
 
 
 def fit_law(
@@ -174,9 +177,9 @@ def fit_law(
         "loss_weights_source": how,
     }
     if cfg.compare.law.subset is not None:
-        rows, info["subset"] = select_subset(cfg, rows, domains)
-    law = fit(rows.R, rows.L, cfg.law, domains=domains, targets=domains)
-    return law, info
+        _, info["subset"], law = select_subset(cfg, rows, domains)
+        return law, info
+    return fit(rows.R, rows.L, cfg.law, domains=domains, targets=domains), info
 
 
 def law_answer(

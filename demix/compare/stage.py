@@ -34,13 +34,12 @@ class _Context:
 
     def __init__(self, cfg: ExperimentConfig, run: RunDir, progress: bool) -> None:
         from demix.data import Manifest
-        from demix.data.manifest import token_counts
+        from demix.train.prior import prior_counts
 
         manifest = Manifest.load(run)
         self.cfg, self.run = cfg, run
         self.domains = manifest.names
-        counts = token_counts(cfg, run, self.domains, manifest=manifest)
-        self.counts = counts if counts is not None else manifest.token_counts()
+        self.counts = prior_counts(cfg, run, manifest)
         self.prior = self.counts / self.counts.sum()
         self.tokens = int(cfg.compare.check.tokens or cfg.train.reference_budget)
         self.models = Models(cfg, run, progress=progress)
@@ -93,6 +92,8 @@ class _Context:
 def _frozen_baselines(run: RunDir, tasks: set[str]) -> dict[str, dict[str, float]] | None:
     """The search's baselines' report-task values (name -> task -> value) from the recommendation,
     when they cover every task the check counts; None otherwise."""
+    from demix.search.topk import NOT_BASELINES  # imported here: the search is not needed to start up
+
     path = run.export / "recommendation.json"
     if not path.is_file():
         return None
@@ -100,7 +101,7 @@ def _frozen_baselines(run: RunDir, tasks: set[str]) -> dict[str, dict[str, float
     out = {
         name: {t: float(v) for t, v in (row.get("metrics") or {}).items()}
         for name, row in report.items()
-        if name not in ("recommended", "best_trial", "base_model")
+        if name not in NOT_BASELINES
     }
     return out if len(out) >= 2 and all(tasks <= set(v) for v in out.values()) else None
 
@@ -117,7 +118,8 @@ def _answers(ctx: _Context, methods: list[str]) -> tuple[dict[str, Answer], dict
             predictors["regmix"] = gbm = regmix_model(ctx.swarm, cfg.compare.check.seed)
             a = regmix_answer(cfg, ctx.swarm, ctx.domains, ctx.prior, ctx.counts, gbm)
         elif m == "law":
-            weights = check.loss_weights(ctx.base, ctx.anchors, ctx.domains)
+            bpb = {t.name: t.domain for t in ctx.models.suite if t.kind == "bpb" and t.domain is not None}
+            weights = check.loss_weights(ctx.base, ctx.anchors, ctx.domains, bpb)
             law, info = fit_law(cfg, ctx.swarm, ctx.domains, ctx.tokens, weights)
             predictors["law"] = (law, weights[0])
             a = law_answer(cfg, ctx.swarm, law, info, ctx.domains, ctx.counts)

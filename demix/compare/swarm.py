@@ -136,7 +136,7 @@ def regmix_answer(
     rc, sc = cfg.compare.regmix, cfg.compare.swarm
     b = bounds_for(cfg, domains, counts)
     drawn = dirichlet_around(prior, sc.concentration, rc.pool_size, sc.seed + 1)
-    pool = drawn[[b.violation(r) <= 1e-9 for r in drawn]]
+    pool = drawn[b.violations(drawn) <= 1e-9]
     if len(pool) == 0:
         raise DemixError(
             f"compare: none of RegMix's {len(drawn):,} pool mixtures meets search.constraints and the "

@@ -34,11 +34,18 @@ class RatioBounds:
         return cls(np.zeros(K), np.ones(K), np.zeros((0, K)), np.zeros(0), np.zeros(0), min_weight)
 
     def violation(self, r: np.ndarray) -> float:
-        v = max(float(np.max(self.lo - r)), float(np.max(r - self.hi)), abs(float(r.sum()) - 1.0))
+        """Largest bound violation of one mixture r (K,); 0 when it is feasible."""
+        return float(self.violations(np.asarray(r, dtype=np.float64)[None])[0])
+
+    def violations(self, R: np.ndarray) -> np.ndarray:
+        """Largest bound violation of each row of R (n, K), at once (pools of candidates)."""
+        R = np.asarray(R, dtype=np.float64)
+        v = np.maximum(np.max(self.lo - R, axis=1), np.max(R - self.hi, axis=1))
+        v = np.maximum(v, np.abs(R.sum(axis=1) - 1.0))
         if len(self.groups):
-            s = self.groups @ r
-            v = max(v, float(np.max(self.glo - s)), float(np.max(s - self.ghi)))
-        return max(v, 0.0)
+            S = R @ self.groups.T
+            v = np.maximum(v, np.maximum(np.max(self.glo - S, axis=1), np.max(S - self.ghi, axis=1)))
+        return np.maximum(v, 0.0)
 
 
 def bounds_for(

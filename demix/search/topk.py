@@ -23,6 +23,8 @@ from demix.util.io import read_json, write_json_atomic
 from demix.util.provenance import provenance
 
 BASE_MODEL = "base_model"  # the run's base model in the report: a reference, not a baseline
+# Rows of the report-task scores that are not the frozen baselines the scale is normalised between.
+NOT_BASELINES = ("recommended", "best_trial", BASE_MODEL)
 
 if TYPE_CHECKING:
     import optuna
@@ -79,7 +81,7 @@ def write_recommendation(
             scored[name] = sc.score(m, "report")
             if progress:
                 print(f"report: scored {name}", file=sys.stderr, flush=True)
-        base = {n: v for n, v in scored.items() if n not in ("recommended", "best_trial")}
+        base = {n: v for n, v in scored.items() if n not in NOT_BASELINES}
         # The model the components were trained from, for reference (not one of the baselines).
         score_checkpoint = getattr(sc, "score_checkpoint", None)
         # merge.base (components.base) for components brought from elsewhere, else the run's own.

@@ -22,12 +22,18 @@ from demix.run import RunDir
 from demix.train.jobs import read_summary
 
 
-def token_prior(cfg: ExperimentConfig, run: RunDir, manifest: Manifest) -> np.ndarray:
-    """Training tokens per domain, normalised, in manifest order (``search.token_counts`` when the
-    config states them, as every stage counts them; else the prepared data's)."""
+def prior_counts(cfg: ExperimentConfig, run: RunDir, manifest: Manifest) -> np.ndarray:
+    """Training tokens per domain in manifest order: ``search.token_counts`` when the config states
+    them for every domain, as every stage counts them (:func:`demix.data.manifest.token_counts`);
+    else the prepared data's."""
     counts = token_counts(cfg, run, manifest.names, manifest=manifest)
-    c = counts if counts is not None else manifest.token_counts()
-    return np.asarray(c, dtype=np.float64) / float(np.sum(c))
+    return np.asarray(counts if counts is not None else manifest.token_counts(), dtype=np.float64)
+
+
+def token_prior(cfg: ExperimentConfig, run: RunDir, manifest: Manifest) -> np.ndarray:
+    """:func:`prior_counts`, normalised: the token-count prior."""
+    c = prior_counts(cfg, run, manifest)
+    return c / float(np.sum(c))
 
 
 def prior_references(cfg: ExperimentConfig, run: RunDir, manifest: Manifest) -> list[Path]:

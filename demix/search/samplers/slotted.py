@@ -13,6 +13,7 @@ when such a sampler is made.
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import numpy as np
@@ -52,9 +53,9 @@ class TicketSampler(optuna.samplers.BaseSampler):
         slot = self.ticket(trial)
         return {} if slot is None else self.draw(study, slot)  # no ticket: the trial keeps its parameters
 
+    @abc.abstractmethod
     def draw(self, study: optuna.Study, slot: int) -> dict[str, Any]:
         """The raw parameters of ticket ``slot`` (every subclass's one method)."""
-        raise NotImplementedError
 
     def sample_independent(
         self,
