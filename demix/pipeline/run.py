@@ -15,6 +15,7 @@ from demix.pipeline.keys import StageInputs, changed_keys, legacy_hashes, stage_
 from demix.pipeline.stages import STAGE_NAMES, STAGES, Stage
 from demix.run import RunDir
 from demix.run.records import clear_stage, mark_stage_done, read_stage_record
+from demix.util.io import remove_orphaned_temps
 
 # Outputs under these are moved to superseded/ when their stage is redone, never deleted.
 KEPT = ("models", "search")
@@ -165,6 +166,7 @@ def run_all(
     inputs, legacy = stage_inputs(cfg), legacy_hashes(cfg)
     outcome: dict[str, str] = {}
     run.root.mkdir(parents=True, exist_ok=True)
+    remove_orphaned_temps(run.root)  # a run killed mid-write (the lock is ours: no writer is live)
     for st in STAGES:
         if not _asked(st, force, with_validate, with_compare):
             continue

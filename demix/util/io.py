@@ -56,6 +56,26 @@ def atomic_dir(path: Path, *, within: Path | None = None) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)  # gone already when it replaced ``path``
 
 
+def remove_orphaned_temps(root: Path) -> list[Path]:
+    """Remove what atomic writes leave behind when killed between creating their temp and renaming
+    it (``.<name>.<random>.tmp``, files and directories) anywhere under ``root``; returns them.
+
+    Only while no writer can be running under ``root`` (the run's lock held): a live writer's temp
+    would go with them.
+    """
+    gone: list[Path] = []
+    for here, dirs, files in os.walk(root):
+        for name in [d for d in dirs if d.startswith(".") and d.endswith(".tmp")]:
+            shutil.rmtree(Path(here) / name, ignore_errors=True)
+            dirs.remove(name)
+            gone.append(Path(here) / name)
+        for name in (f for f in files if f.startswith(".") and f.endswith(".tmp")):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(Path(here) / name)
+            gone.append(Path(here) / name)
+    return gone
+
+
 def aside_name(out: Path) -> Path:
     """Where :func:`replace_dir` keeps the previous ``out`` between its two renames: a reader that
     finds no ``out`` after a kill looks here."""
