@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import shutil
 import statistics
 import sys
@@ -12,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gpu_check_common import CONFIG, REPO, Ctx, figure, merge_weights
+from gpu_check_common import CONFIG, Ctx, figure, merge_weights
 
 
 def components(ctx: Ctx) -> tuple[list[Path], int]:
@@ -41,8 +40,13 @@ def components(ctx: Ctx) -> tuple[list[Path], int]:
 def error_vs_fp64(engine: Any, w: list[float], chunk_bytes: int = 1 << 30) -> dict[str, float]:
     """The live model's merged weights against Σ wᵢθᵢ computed in float64 from the same stack.
 
-    ``max_ulp``: the largest error in units of the stored dtype's spacing at the exact value (fp32
-    accumulation and one round to nearest give <= 0.5; truncation, as Triton's interpreter does, < 1).
+    ``max_ulp``: the largest error in units of the stored dtype's spacing at the exact value, once the
+    error an fp32 sum of K terms may carry is taken off: 2(K+1)·2⁻²⁴·Σ|wᵢθᵢ| (the weights rounded to
+    fp32, K roundings of the sum, and twice that since rounding the sum to the dtype is monotone). An
+    fp32 accumulation rounded once to nearest gives <= 0.5; truncation, as Triton's interpreter does,
+    < 1; a sum accumulated in bf16 gives hundreds. Without the allowance an element whose terms cancel
+    (|Σ| far below Σ|·|, thousands of them among 1.7B random weights) reads as 100+ ulp however exact
+    the kernel: ``raw_max_ulp`` is that figure, for information.
     """
     import torch
 
@@ -50,17 +54,20 @@ def error_vs_fp64(engine: Any, w: list[float], chunk_bytes: int = 1 << 30) -> di
     out = engine.flat.view(n_blocks, block)
     wd = torch.tensor(w, dtype=torch.float64, device=engine.device)
     half_eps = torch.finfo(engine.dtype).eps / 2
+    slack = 2 * (k + 1) * 2.0**-24
     step = max(1, chunk_bytes // (k * block * 8))
-    worst, diff2, ref2 = 0.0, 0.0, 0.0
+    worst, raw, diff2, ref2 = 0.0, 0.0, 0.0, 0.0
     for b0 in range(0, n_blocks, step):
         rows = engine.stack[b0 : b0 + step, :k].to(engine.device).double()  # (n, K, block)
         ref = torch.einsum("nkb,k->nb", rows, wd)
+        allowed = torch.einsum("nkb,k->nb", rows.abs_(), wd.abs()).mul_(slack)
         d = (out[b0 : b0 + step].double() - ref).abs()
         ulp = torch.ldexp(torch.full_like(ref, half_eps), torch.frexp(ref).exponent)  # eps * 2^floor(log2|x|)
-        worst = max(worst, float((d / ulp).max()))
+        raw = max(raw, float((d / ulp).max()))
+        worst = max(worst, float(((d - allowed).clamp_(min=0) / ulp).max()))
         diff2 += float(d.square().sum())
         ref2 += float(ref.square().sum())
-    return {"max_ulp": worst, "rel_l2": math.sqrt(diff2 / max(ref2, 1e-300))}
+    return {"max_ulp": worst, "raw_max_ulp": raw, "rel_l2": math.sqrt(diff2 / max(ref2, 1e-300))}
 
 
 def host_to_device_bandwidth(device: Any, nbytes: int, repeats: int = 5) -> float:
@@ -126,43 +133,13 @@ def part_preflight(ctx: Ctx) -> dict[str, Any]:
 
 
 def requirement_problems() -> tuple[list[str], list[str]]:
-    """Walk demix's requirement tree (pyproject.toml, the gpu extra) over what is installed here.
+    """demix's requirement tree (pyproject.toml, the gpu extra) over what is installed here: the
+    distributions not installed, and the installed ones whose version does not satisfy a requirement
+    on them ("name version: needs spec (by whom)")."""
+    from requirement_tree import project_requirements, walk
 
-    Returns the distributions not installed and the installed ones whose version does not satisfy a
-    requirement on them ("name version: needs spec (by whom)").
-    """
-    import importlib.metadata as md
-
-    import tomllib
-    from packaging.requirements import Requirement
-
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    todo = [
-        (Requirement(r), "demix")
-        for r in [*project["dependencies"], *project["optional-dependencies"]["gpu"]]
-    ]
-    seen: set[str] = set()
-    missing: list[str] = []
-    conflicts: list[str] = []
-    while todo:
-        req, by = todo.pop()
-        name = re.sub(r"[-_.]+", "-", req.name).lower()
-        try:
-            dist = md.distribution(req.name)
-        except md.PackageNotFoundError:
-            if name not in missing:
-                missing.append(name)
-            continue
-        if dist.version and req.specifier and not req.specifier.contains(dist.version, prereleases=True):
-            conflicts.append(f"{name} {dist.version}: needs {req.specifier} ({by})")
-        if name in seen:
-            continue
-        seen.add(name)
-        for text in dist.requires or []:
-            sub = Requirement(text)
-            if sub.marker is None or sub.marker.evaluate({"extra": ""}):
-                todo.append((sub, name))
-    return sorted(missing), sorted(set(conflicts))
+    tree = walk(project_requirements("gpu"))
+    return tree.missing, tree.conflicts
 
 
 def part_merge(ctx: Ctx) -> dict[str, Any]:
@@ -188,6 +165,7 @@ def part_merge(ctx: Ctx) -> dict[str, Any]:
         "figures": {
             "frac_of_floor": figure(floor_s / merge_s, ctx.targets["merge_frac_of_floor"]),
             "max_ulp_vs_fp64": figure(err["max_ulp"], ctx.targets["merge_max_ulp"], at_most=True, kind="check"),
+            "raw_max_ulp_vs_fp64": figure(err["raw_max_ulp"]),
             "rel_l2_vs_fp64": figure(err["rel_l2"]),
             "merge_ms": figure(merge_s * 1e3),
             "floor_ms": figure(floor_s * 1e3),
