@@ -48,3 +48,20 @@ def set_read_hook(hook: ReadHook | None) -> ReadHook | None:
     global _read_hook
     previous, _read_hook = _read_hook, hook
     return previous
+
+
+def holder(data: dict[str, Any], parts: list[str]) -> dict[str, Any] | str:
+    """The section of ``data`` that holds the dotted key ``parts``, missing sections created on the way.
+
+    Where a value that is not a section stands in the way, its key is returned instead: the caller
+    says so in its own words (``--set`` names it; a derived key leaves it to validation).
+    """
+    node = data
+    for p in parts[:-1]:
+        child = node.get(p)
+        if child is None:
+            child = node[p] = {}
+        if not isinstance(child, dict):
+            return p
+        node = child
+    return node

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from demix.config.base import Count, StrictModel
+from demix.config.base import Count, StrictModel, holder
 from demix.config.data import SourceConfig
 
 
@@ -135,14 +135,9 @@ def _copy_sections(data: dict[str, Any], derived: dict[str, Any]) -> dict[str, A
 def _put(data: dict[str, Any], key: str, value: Any) -> None:
     """Set ``key`` unless the user set it; a value the user set must equal the derived one."""
     parts = key.split(".")
-    node = data
-    for p in parts[:-1]:
-        child = node.get(p)
-        if child is None:
-            child = node[p] = {}
-        if not isinstance(child, dict):
-            return  # not a section: validation names it
-        node = child
+    node = holder(data, parts)
+    if isinstance(node, str):
+        return  # not a section: validation names it
     have = node.get(parts[-1])
     if have is None or _same(have, value):
         node[parts[-1]] = value

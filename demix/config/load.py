@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from demix.config.base import holder
 from demix.config.experiment import ExperimentConfig
 from demix.errors import ConfigError, DataError
 from demix.util.io import read_text
@@ -143,14 +144,9 @@ def _get(data: dict[str, Any], parts: list[str]) -> Any:
 
 
 def _set(data: dict[str, Any], parts: list[str], value: Any, what: str) -> None:
-    node = data
-    for p in parts[:-1]:
-        child = node.get(p)
-        if child is None:
-            child = node[p] = {}
-        if not isinstance(child, dict):
-            raise ConfigError(f"{what}: {p!r} is not a section")
-        node = child
+    node = holder(data, parts)
+    if isinstance(node, str):
+        raise ConfigError(f"{what}: {node!r} is not a section")
     node[parts[-1]] = value
 
 
