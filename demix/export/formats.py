@@ -121,7 +121,7 @@ def _markdown(doc: Doc) -> str:
         lines.append(
             f"| {d} | {doc['ratios'][d]:.4f} | {f'{iv[0]:.3f}–{iv[1]:.3f}' if iv else '—'} | "
             f"{format_count(doc['tokens'][d])} | {format_count(avail) if avail is not None else '—'} | "
-            f"{f'{ep:.2f}' if ep is not None else '—'} |"
+            f"{f'{ep:.3g}' if ep is not None else '—'} |"
         )
     pred = doc.get("predicted") or {}
     if pred:

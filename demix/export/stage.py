@@ -62,7 +62,7 @@ def mixture_document(
             if plan.available is not None
             else None
         ),
-        "epochs": as_dict(np.round(plan.epochs, 4), d) if plan.epochs is not None else None,
+        "epochs": as_dict(_significant(plan.epochs), d) if plan.epochs is not None else None,
         "max_epochs": plan.max_epochs,
         "max_target_tokens": plan.max_target,
         "merge_weights": as_dict(c.w, d) if c.w is not None else None,
@@ -152,3 +152,10 @@ def export(
         for w in doc["warnings"]:
             print(f"warning: {w}", file=sys.stderr, flush=True)
     return paths
+
+
+def _significant(x: np.ndarray, digits: int = 4) -> np.ndarray:
+    """Rounded to ``digits`` significant figures: a source taken for 0.00002 epochs (a big corpus,
+    a small run) must not read as 0, nor 2.34567 as more precise than the counts behind it."""
+    return np.array([float(f"{v:.{digits}g}") for v in x])
+
