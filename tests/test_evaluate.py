@@ -138,7 +138,13 @@ def test_stderr_matches_lm_eval_closed_form(setup: dict[str, Any]) -> None:
 
 
 def test_accuracy_tasks_separate_a_component_from_the_base(setup: dict[str, Any]) -> None:
-    from demix.corpora.builtin import build_builtin
+    """A model that has learned the held-out prose picks the true sentence-final word far more often
+    than the base: the items are answerable and their labels right.
+
+    The component learns the documents the items come from: a tiny model trained on *other* prose
+    gains only ~0.07 on ~120 items (about one standard error), and the built-in prose is the running
+    Python's docstrings, so such a margin held on 3.11 and missed on 3.12 (0.014).
+    """
     from demix.evaluate import TaskSuite
 
     cfg, run = make_run(setup["root"] / "sep", "evaluate.builtin.accuracy_docs=200")
@@ -146,16 +152,14 @@ def test_accuracy_tasks_separate_a_component_from_the_base(setup: dict[str, Any]
     suite = TaskSuite(tuple(s for s in full if s.kind == "cloze" or s.domain == "prose"), full.include_paths)
     tok = setup["tok"]
     base = tiny_model(seed=0)
-    component = train_briefly(
-        copy.deepcopy(base), tok, build_builtin("prose", max_bytes=120_000, seed=1), steps=150
-    )
+    component = train_briefly(copy.deepcopy(base), tok, held_out("prose"), steps=600)
     b = Evaluator(cfg, run, base, tok, suite).evaluate("all")
     c = Evaluator(cfg, run, component, tok, suite).evaluate("all")
     assert c.bpb["prose"] < b.bpb["prose"] - 0.5
     cloze = [s.name for s in suite if s.kind == "cloze" and s.domain == "prose"]
     n = sum(c.metrics[t].n for t in cloze)
     gain = sum((c.metrics[t].value - b.metrics[t].value) * c.metrics[t].n for t in cloze) / n
-    assert n >= 80 and gain >= 0.05, (gain, n)  # deterministic: seeded data, init and training
+    assert n >= 80 and gain >= 0.15, (gain, n)  # 0.25 on Python 3.11 and 3.12 (about 5 standard errors)
 
 
 def test_external_local_tasks_with_limit_and_generation(setup: dict[str, Any], tmp_path: Path) -> None:

@@ -60,6 +60,22 @@ def test_order_items_are_the_line_as_written_among_its_tokens_reordered() -> Non
             assert c.startswith(pad) and sorted(c.split()) == sorted(true.split()) and len(c) == len(true)
 
 
+def test_next_line_items_end_as_the_document_does() -> None:
+    """A document's last line has no newline after it: the choices carry none either, so context +
+    answer is the document as written (built-in documents are stripped; a file's last line is one)."""
+    from demix.evaluate.items.code import code_items
+
+    docs = [d.rstrip("\n") for d in CODE]
+    for build in (order_items, code_items):
+        items = build(docs, range(2), 10, random.Random(1), n_choices=2, context_chars=500)
+        last = [it for it in items if it.context.count("\n") == docs[it.doc].count("\n")]
+        assert last, build.__name__  # an item on a last line was drawn
+        for it in items:
+            assert it.context + it.choices[it.label] in docs[it.doc], build.__name__
+            ends = {c.endswith("\n") for c in it.choices}
+            assert ends == {it not in last}, build.__name__
+
+
 def test_kinds_by_group_and_fallbacks() -> None:
     assert (default_kind("math"), default_kind("code"), default_kind("general")) == (
         "equation",

@@ -54,7 +54,8 @@ def code_items(
         if len(chosen) < n_choices - 1:
             return None
         context = left_truncate("\n".join(lines[i][:k]) + "\n", context_chars)
-        choices, label = shuffle_choices(true + "\n", [c + "\n" for c in chosen], rng)
+        end = "\n" if k + 1 < len(lines[i]) else ""  # the document's last line has no newline after it
+        choices, label = shuffle_choices(true + end, [c + end for c in chosen], rng)
         return ChoiceItem(context, choices, label, i)
 
     return round_robin(cands, n_items, rng, make)

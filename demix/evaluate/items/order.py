@@ -55,7 +55,8 @@ def order_items(
         if len(false) < n_choices - 1:
             return None
         context = left_truncate("\n".join(lines[i][:k]) + "\n", context_chars)
-        choices, label = shuffle_choices(true + "\n", [f + "\n" for f in false], rng)
+        end = "\n" if k + 1 < len(lines[i]) else ""  # the document's last line has no newline after it
+        choices, label = shuffle_choices(true + end, [c + end for c in false], rng)
         return ChoiceItem(context, choices, label, i)
 
     return round_robin(cands, n_items, rng, make)
