@@ -43,14 +43,18 @@ from gpu_check_common import REPO, TRITON_CPU, Ctx, Part, demix_env, tail
 from gpu_check_device import part_merge, part_preflight, part_stream, part_train_compile, part_train_eager
 from gpu_check_pipeline import part_live_vs_stock, part_run, part_search_workers
 
-# Distributions demix needs that the device image lacks (its package list, 2026-11): carried as
-# wheels. The preflight part walks demix's whole requirement tree on the machine it runs on.
+# Distributions demix needs that the device image lacks (its package list, 2026-11), carried as
+# wheels, and three small ones it has at versions nobody has read there, which the carried ones
+# bound from below or above (pydantic: typing-extensions >= 4.16; datasets: fsspec <= 2026.9.0;
+# lightgbm: narwhals >= 1.15). The preflight part walks demix's whole requirement tree on the machine
+# it runs on and counts what is missing or out of range. pyarrow (datasets needs >= 24) would be 55 MB,
+# past what a call carries beside the rest: the preflight says whether the image's satisfies it.
 CARRY = [
     "alembic", "annotated-types", "chardet", "cmaes", "colorlog", "dataproperty", "datasets",
-    "defusedxml", "dill", "evaluate", "lightgbm", "lm-eval", "mako", "mbstrdecoder", "more-itertools",
-    "multiprocess", "nltk", "optuna", "pathvalidate", "pydantic", "pydantic-core", "pytablewriter",
-    "rouge-score", "sqlalchemy", "sqlitedict", "tabledata", "tcolorpy", "typepy", "typing-inspection",
-    "word2number",
+    "defusedxml", "dill", "evaluate", "fsspec", "lightgbm", "lm-eval", "mako", "mbstrdecoder",
+    "more-itertools", "multiprocess", "narwhals", "nltk", "optuna", "pathvalidate", "pydantic",
+    "pydantic-core", "pytablewriter", "rouge-score", "sqlalchemy", "sqlitedict", "tabledata", "tcolorpy",
+    "typepy", "typing-extensions", "typing-inspection", "word2number",
 ]  # fmt: skip
 WHEEL_PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
                    "manylinux2014_x86_64", "manylinux1_x86_64"]  # fmt: skip

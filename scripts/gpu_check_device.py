@@ -95,7 +95,9 @@ def part_preflight(ctx: Ctx) -> dict[str, Any]:
     free = shutil.disk_usage(ctx.work).free
     need = 0 if ctx.smoke else 30e9  # 7 x 1.7B bf16 components (24 GB) and the run
     figures = {
-        "requirements_installed": figure(len(missing), 0, at_most=True, kind="check"),
+        "requirements_missing": figure(len(missing), 0, at_most=True, kind="check"),
+        # an installed version outside a requirement's range: where a later part's ImportError comes from
+        "requirement_conflicts": figure(len(conflicts), 0, at_most=True, kind="check"),
         "workdir_free_gb": figure(free / 1e9, need / 1e9, kind="check"),
     }
     info: dict[str, Any] = {

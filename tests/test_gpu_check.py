@@ -63,7 +63,7 @@ def test_a_hung_part_is_recorded_and_the_rest_still_runs(tmp_path: Path) -> None
         "--limit", "train_eager=1", timeout=300,
     )  # fmt: skip
     r = report["parts"]
-    assert r["preflight"]["status"] == "ok" and r["preflight"]["figures"]["requirements_installed"]["met"]
+    assert r["preflight"]["status"] == "ok" and r["preflight"]["figures"]["requirements_missing"]["met"]
     assert r["train_eager"]["status"] == "failed" and "timed out after 1 s" in r["train_eager"]["error"]
     assert {r[n]["reason"] for n in r if n not in ("preflight", "train_eager")} == {"not in --only"}
     assert report["summary"]["failed"] == ["train_eager"] and proc.returncode == 1
