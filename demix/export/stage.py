@@ -158,4 +158,3 @@ def _significant(x: np.ndarray, digits: int = 4) -> np.ndarray:
     """Rounded to ``digits`` significant figures: a source taken for 0.00002 epochs (a big corpus,
     a small run) must not read as 0, nor 2.34567 as more precise than the counts behind it."""
     return np.array([float(f"{v:.{digits}g}") for v in x])
-
