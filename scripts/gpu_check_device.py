@@ -87,17 +87,45 @@ def host_to_device_bandwidth(device: Any, nbytes: int, repeats: int = 5) -> floa
     return nbytes / statistics.median(times[1:])
 
 
+# What the later parts import, beyond torch: demix's CLI (config, pydantic), lm-eval's HF model
+# (accelerate, datasets and pyarrow under it), the search (optuna, sqlalchemy) and RegMix's regressor.
+PREFLIGHT_IMPORTS = (
+    "demix.cli",
+    "demix.evaluate.fastlm",
+    "demix.search.driver",
+    "optuna",
+    "lightgbm",
+    "datasets",
+)
+
+
+def failed_imports() -> dict[str, str]:
+    """Each module of PREFLIGHT_IMPORTS that does not import here, with its error."""
+    import importlib
+
+    errors = {}
+    for name in PREFLIGHT_IMPORTS:
+        try:
+            importlib.import_module(name)
+        except Exception as e:  # a conflict can surface as any error at import time, not only ImportError
+            errors[name] = f"{type(e).__name__}: {e}"
+    return errors
+
+
 def part_preflight(ctx: Ctx) -> dict[str, Any]:
     """Versions, the device, and demix's requirements: what is missing must be carried as wheels."""
     import torch
 
     missing, conflicts = requirement_problems()
+    import_errors = failed_imports()
     free = shutil.disk_usage(ctx.work).free
     need = 0 if ctx.smoke else 30e9  # 7 x 1.7B bf16 components (24 GB) and the run
     figures = {
         "requirements_missing": figure(len(missing), 0, at_most=True, kind="check"),
         # an installed version outside a requirement's range: where a later part's ImportError comes from
         "requirement_conflicts": figure(len(conflicts), 0, at_most=True, kind="check"),
+        # what a conflict actually breaks, before the parts that need it
+        "imports_failed": figure(len(import_errors), 0, at_most=True, kind="check"),
         "workdir_free_gb": figure(free / 1e9, need / 1e9, kind="check"),
     }
     info: dict[str, Any] = {
@@ -105,6 +133,7 @@ def part_preflight(ctx: Ctx) -> dict[str, Any]:
         "files_to_carry": "none: the data are generated (built-in corpora, a local BPE tokenizer, random "
         "components) and nothing is downloaded",
         "version_conflicts": conflicts,
+        "import_errors": import_errors,
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "cuda_runtime": torch.version.cuda,

@@ -118,3 +118,13 @@ def test_merge_error_allows_for_cancelling_terms_and_catches_a_bf16_sum() -> Non
     for i in range(k):
         bf16_sum = bf16_sum + (w32[i] * stack[:, i].float()).to(torch.bfloat16)
     assert measure(bf16_sum)["max_ulp"] > 2
+
+
+def test_preflight_names_a_module_that_does_not_import(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gpu_check_device
+
+    monkeypatch.setattr(gpu_check_device, "PREFLIGHT_IMPORTS", ("json", "demix_no_such_module"))
+    errors = gpu_check_device.failed_imports()
+    assert list(errors) == ["demix_no_such_module"] and errors["demix_no_such_module"].startswith(
+        "ModuleNotFound"
+    )
