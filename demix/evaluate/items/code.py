@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from demix.evaluate.items.common import ChoiceItem, indent, left_truncate, round_robin, shuffle_choices
+from demix.evaluate.items.common import ChoiceItem, indent, next_line_item, round_robin
 
 
 def _code_lines(text: str) -> list[str]:
@@ -53,9 +53,6 @@ def code_items(
             ]
         if len(chosen) < n_choices - 1:
             return None
-        context = left_truncate("\n".join(lines[i][:k]) + "\n", context_chars)
-        end = "\n" if k + 1 < len(lines[i]) else ""  # the document's last line has no newline after it
-        choices, label = shuffle_choices(true + end, [c + end for c in chosen], rng)
-        return ChoiceItem(context, choices, label, i)
+        return next_line_item(lines[i], k, chosen, rng, context_chars, i)
 
     return round_robin(cands, n_items, rng, make)

@@ -1,4 +1,5 @@
-"""What every item kind shares: the item, the document split, truncation, shuffling, round-robin.
+"""What every item kind shares: the item, the document split, truncation, shuffling, next-line items,
+round-robin.
 
 Everything here is pure (texts in, items out) and seeded only by the ``random.Random`` passed in, so
 the same held-out text and seed give the same items in the same order.
@@ -79,6 +80,17 @@ def shuffle_choices(true: str, distractors: list[str], rng: random.Random) -> tu
     order = list(range(len(choices)))
     rng.shuffle(order)
     return tuple(choices[i] for i in order), order.index(0)
+
+
+def next_line_item(
+    lines: list[str], k: int, others: list[str], rng: random.Random, context_chars: int, doc: int
+) -> ChoiceItem:
+    """Line ``k`` of a document among ``others``, after the lines before it; every choice ends as the
+    line does in the document (a newline, none after its last line), so context + answer is the text."""
+    context = left_truncate("\n".join(lines[:k]) + "\n", context_chars)
+    end = "\n" if k + 1 < len(lines) else ""
+    choices, label = shuffle_choices(lines[k] + end, [c + end for c in others], rng)
+    return ChoiceItem(context, choices, label, doc)
 
 
 def indent(line: str) -> int:

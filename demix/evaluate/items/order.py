@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from demix.evaluate.items.common import ChoiceItem, indent, left_truncate, round_robin, shuffle_choices
+from demix.evaluate.items.common import ChoiceItem, indent, next_line_item, round_robin
 
 _ORDER_WORDS = (3, 16)  # lines with this many whitespace-separated tokens make order items
 
@@ -54,10 +54,7 @@ def order_items(
                     break
         if len(false) < n_choices - 1:
             return None
-        context = left_truncate("\n".join(lines[i][:k]) + "\n", context_chars)
-        end = "\n" if k + 1 < len(lines[i]) else ""  # the document's last line has no newline after it
-        choices, label = shuffle_choices(true + end, [c + end for c in false], rng)
-        return ChoiceItem(context, choices, label, i)
+        return next_line_item(lines[i], k, false, rng, context_chars, i)
 
     return round_robin(cands, n_items, rng, make)
 
