@@ -115,8 +115,10 @@ def failed_imports() -> dict[str, str]:
 def part_preflight(ctx: Ctx) -> dict[str, Any]:
     """Versions, the device, and demix's requirements: what is missing must be carried as wheels."""
     import torch
+    from requirement_tree import project_requirements, walk  # tomllib: Python >= 3.11, as the device has
 
-    missing, conflicts = requirement_problems()
+    tree = walk(project_requirements("gpu"))  # pyproject's dependencies and the gpu extra, over what is here
+    missing, conflicts = tree.missing, tree.conflicts
     import_errors = failed_imports()
     free = shutil.disk_usage(ctx.work).free
     need = 0 if ctx.smoke else 30e9  # 7 x 1.7B bf16 components (24 GB) and the run
@@ -161,16 +163,6 @@ def part_preflight(ctx: Ctx) -> dict[str, Any]:
                 "devices": torch.cuda.device_count(),
             }
     return {"figures": figures, "info": info}
-
-
-def requirement_problems() -> tuple[list[str], list[str]]:
-    """demix's requirement tree (pyproject.toml, the gpu extra) over what is installed here: the
-    distributions not installed, and the installed ones whose version does not satisfy a requirement
-    on them ("name version: needs spec (by whom)")."""
-    from requirement_tree import project_requirements, walk
-
-    tree = walk(project_requirements("gpu"))
-    return tree.missing, tree.conflicts
 
 
 def part_merge(ctx: Ctx) -> dict[str, Any]:
