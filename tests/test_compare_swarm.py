@@ -182,8 +182,10 @@ def test_verdict_names_the_winner_the_margin_and_whether_it_is_noise() -> None:
     assert "[+0.050, +0.350] excludes 0: a clear lead" in clear
     rows = {"law": _row(2, 0.70), "prior": _row(1, 0.72)}
     noisy = verdict(rows, {"best": "prior", "vs": {"law": {"diff": 0.02, "low": -0.01, "high": 0.05}}})
-    assert noisy.startswith("prior won") and "includes 0, so the lead is within the evaluation noise" in noisy
-    assert "bootstrap is 0" in verdict(rows, None)
+    assert noisy.startswith("prior and law are level: trained score 0.720 vs 0.700 for law")
+    assert "won" not in noisy and "includes 0, so the lead is within the evaluation noise" in noisy
+    unknown = verdict(rows, None)
+    assert unknown.startswith("prior scored highest") and "bootstrap is 0" in unknown
 
 
 def _bpb(per_doc_nll: np.ndarray, group: str = "code") -> Any:

@@ -139,8 +139,9 @@ def lead(draws: Mapping[str, np.ndarray], values: Mapping[str, float]) -> dict[s
 def verdict(rows: Mapping[str, Mapping[str, Any]], lead_: Mapping[str, Any] | None = None) -> str:
     """Which method won and by how much, in one sentence (``rows``: method -> {trained, rank}).
 
-    The lead is called clear only when its paired 95% interval (``lead_``, :func:`lead`) lies above
-    0; otherwise the sentence says the lead is within the evaluation noise.
+    A method is said to have won only when the paired 95% interval of its lead over the runner-up
+    (``lead_``, :func:`lead`) lies above 0; otherwise the two are called level, so a team does not
+    switch methods on a lead the evaluation noise could have made.
     """
     order = sorted(rows, key=lambda m: (rows[m]["rank"], m))
     best = order[0]
@@ -150,14 +151,17 @@ def verdict(rows: Mapping[str, Mapping[str, Any]], lead_: Mapping[str, Any] | No
     second = order[1]
     s = rows[second]["trained"]
     gap = float(b["value"]) - float(s["value"])
-    text = f"{best} won: trained score {b['value']:.3f} vs {s['value']:.3f} for {second}, the runner-up (+{gap:.3f})"
+    scores = f"trained score {b['value']:.3f} vs {s['value']:.3f} for {second}, the runner-up (+{gap:.3f})"
     iv = (lead_ or {}).get("vs", {}).get(second) if (lead_ or {}).get("best") == best else None
     if iv is None or not (np.isfinite(iv["low"]) and np.isfinite(iv["high"])):
-        return text + " (no paired interval: compare.check.bootstrap is 0)."
+        return f"{best} scored highest: {scores} (no paired interval: compare.check.bootstrap is 0)."
     span = f"paired 95% interval of the lead [{iv['low']:+.3f}, {iv['high']:+.3f}]"
     if iv["low"] > 0:
-        return text + f"; {span} excludes 0: a clear lead."
-    return text + f"; {span} includes 0, so the lead is within the evaluation noise."
+        return f"{best} won: {scores}; {span} excludes 0: a clear lead."
+    return (
+        f"{best} and {second} are level: {scores}, but the {span} includes 0, "
+        "so the lead is within the evaluation noise."
+    )
 
 
 def loss_weights(
