@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -38,3 +39,20 @@ def test_tables_keep_whole_values_off_a_terminal(capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     assert "5.0712345678" in out and "16.0712345678" in out
     assert "…" not in out
+
+
+def _help(*args: str) -> str:
+    env = {**os.environ, "COLUMNS": "200", "TERM": "dumb"}
+    res = subprocess.run(
+        [sys.executable, "-m", "demix", *args, "--help"], capture_output=True, text=True, cwd=REPO, env=env
+    )
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def test_help_joins_wrapped_docstrings_and_keeps_placeholders() -> None:
+    """Docstrings wrap at 100 columns; the help reflows them (markdown) and must not eat ``<name>``."""
+    top = _help()
+    assert "search, law check, recommend, export, report. Stages whose inputs" in top
+    assert "(default: runs/<name>)" in _help("run")
+    assert "mix:<d>" in _help("law", "fit")

@@ -18,6 +18,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # docstrings wrap at 100 columns: a single newline is a space
 )
 
 # One module per stage; each defines register(app). Order is the order of `demix --help`.

@@ -21,7 +21,7 @@ SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a config key, e.g. --set train.lr=3e-4 (repeatable)."),
 ]
-RunDirOpt = Annotated[Path | None, typer.Option("--run-dir", help="Run directory (default: runs/<name>).")]
+RunDirOpt = Annotated[Path | None, typer.Option("--run-dir", help="Run directory (default: `runs/<name>`).")]
 
 
 def parse_tokens(value: str | None, flag: str = "--tokens") -> int | None:

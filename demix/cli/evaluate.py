@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         role: Annotated[str, typer.Option("--role", help="Tasks to run: search, report or all.")] = "all",
         out: Annotated[
-            Path | None, typer.Option("--out", help="JSON output (default: RUN/eval/<name>.json).")
+            Path | None, typer.Option("--out", help="JSON output (default: `RUN/eval/<name>.json`).")
         ] = None,
         verbose: Annotated[bool, typer.Option("--verbose", help="Show lm-eval's logging.")] = False,
         set_: SetOpt = None,

@@ -80,7 +80,9 @@ def register(app: typer.Typer) -> None:
 
 @law_app.command("fit")
 def fit_cmd(
-    source: Annotated[Path, typer.Argument(help="Measurement CSV (mix:<d>, loss:<d>), or a run directory.")],
+    source: Annotated[
+        Path, typer.Argument(help="Measurement CSV (`mix:<d>`, `loss:<d>` columns), or a run directory.")
+    ],
     out: Annotated[Path | None, typer.Option("--out", help="Fit JSON (default: RUN/law/fit.json).")] = None,
     config: ConfigOpt = None,
     overrides: SetOpt = None,
@@ -169,7 +171,9 @@ def _t_title(law: MixingLaw) -> str:
 
 @law_app.command("compare")
 def compare_cmd(
-    source: Annotated[Path, typer.Argument(help="Measurement CSV (mix:<d>, loss:<d>) to fit on.")],
+    source: Annotated[
+        Path, typer.Argument(help="Measurement CSV (`mix:<d>`, `loss:<d>` columns) to fit on.")
+    ],
     test: Annotated[
         Path | None,
         typer.Option(
@@ -231,7 +235,7 @@ def _print_comparison(doc: dict[str, Any]) -> None:
 @law_app.command("predict")
 def predict_cmd(
     fit_json: Annotated[Path, typer.Argument(help="Fit JSON from `demix law fit` (or a run directory).")],
-    mixtures: Annotated[Path, typer.Argument(help="CSV with mix:<d> columns for the law's domains.")],
+    mixtures: Annotated[Path, typer.Argument(help="CSV with `mix:<d>` columns for the law's domains.")],
     out: Annotated[Path, typer.Option("--out", help="Output CSV: the input rows plus pred: columns.")],
 ) -> None:
     """Predict per-domain losses (and the overall loss when weights are known) for mixtures."""
