@@ -131,7 +131,7 @@ def prepare(cfg: ExperimentConfig, run: RunDir, *, progress: bool = True) -> Man
         DataError: a source is missing, unreadable, empty or lacks its text field; a domain has
             too few documents to hold some out.
     """
-    from tqdm.auto import tqdm
+    from demix.util.progress import bar as progress_bar
 
     if cfg.components is not None:  # trained elsewhere: only their tokenizer and held-out text
         from demix.data.brought import prepare_brought
@@ -162,7 +162,7 @@ def prepare(cfg: ExperimentConfig, run: RunDir, *, progress: bool = True) -> Man
         tok_info = _build_tokenizer(cfg, run, corpora, tok_key)
     work = _Work(cfg, run, corpora, stamps, token_dtype(int(tok_info["vocab_size"])), progress)
     train_keys = {n: _train_key(cfg, fps[n], tok_info) for n in names}
-    bar = tqdm(total=2 * len(names), desc="prepare", unit="step", disable=not progress)
+    bar = progress_bar(total=2 * len(names), desc="prepare", unit="step", disable=not progress)
     # Phase 1: each domain's own split and training tokens; depends on that domain only.
     for cand in cfg.corpora.candidates:
         bar.set_postfix_str(f"{cand.name}: train")

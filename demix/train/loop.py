@@ -195,10 +195,10 @@ def _train(t: _Training, pos: Progress, *, progress: bool) -> tuple[dict[str, An
     Returns:
         The last evaluation row (None when no step was left) and each step's tokens/s.
     """
-    from tqdm.auto import tqdm
+    from demix.util.progress import bar as progress_bar
 
     tc, info = t.cfg.train, t.info
-    bar = tqdm(
+    bar = progress_bar(
         total=t.total_steps,
         initial=pos.step,
         desc=f"train {t.job.name}",
