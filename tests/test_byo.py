@@ -134,6 +134,8 @@ def _ratios_follow_beta(cfg, run: RunDir) -> None:  # type: ignore[no-untyped-de
     assert mixture["beta"] == beta and mixture["general"] == "web"
     np.testing.assert_allclose(r, beta * np.eye(3)[0] + (1 - beta) * w, atol=1e-5)  # ratios: 6 digits
     assert r[0] >= beta - 1e-6  # at least β of the general data
+    lengths = mixture["tokens_per_document"]  # from the held-out documents: no training data here
+    assert set(lengths) == set(CANDIDATES) and all(v is not None and v > 0 for v in lengths.values())
 
 
 @pytest.mark.slow

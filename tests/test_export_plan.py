@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -88,6 +89,41 @@ def test_every_format_renders_the_ratios() -> None:
                         "0.100000", "/data/math_text_document"]  # fmt: skip
     hf = render(doc, "hf")[1]
     compile(hf, "hf_interleave.py", "exec")  # valid Python
-    assert "probabilities = [0.600000, 0.300000, 0.100000]" in hf and "interleave_datasets(" in hf
+    assert '"code": 0.300000,' in hf and "interleave_datasets(" in hf
     md = render(doc, "markdown")[1]
     assert "| code | 0.3000 | 0.250–0.350 |" in md and "not the merge weights" in md
+
+
+def _stream_words(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lengths: dict | None, words: int) -> dict:
+    """Run the exported snippet on real jsonl copies (a: 10-word documents, b: 100-word ones) and
+    count each source's words in the first ``words`` the stream gives."""
+    for name, n in (("a", 10), ("b", 100)):
+        (tmp_path / name).mkdir()
+        docs = [json.dumps({"text": " ".join([name] * n)}) for _ in range(200)]
+        (tmp_path / name / "part.jsonl").write_text("\n".join(docs) + "\n")
+    doc = {**_doc(), "domains": ["a", "b"], "ratios": {"a": 0.5, "b": 0.5}, "tokens_per_document": lengths}
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(render(doc, "hf")[1], "hf_interleave.py", "exec"), scope)
+    seen = {"a": 0, "b": 0}
+    for row in scope["mixture"]:
+        seen[row["text"][0]] += len(row["text"].split())
+        if sum(seen.values()) >= words:
+            return seen
+    raise AssertionError("the stream ended early")
+
+
+def test_the_hf_snippet_streams_the_ratios_as_token_shares(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Documents 10x apart in length: drawn with the ratios as probabilities, a would get 9% of the
+    words; the snippet's per-document probabilities give it its 50%."""
+    seen = _stream_words(tmp_path, monkeypatch, {"a": 10.0, "b": 100.0}, 20_000)
+    assert seen["a"] / sum(seen.values()) == pytest.approx(0.5, abs=0.06)
+
+
+def test_the_hf_snippet_refuses_unknown_document_lengths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(SystemExit, match="tokens_per_document"):
+        _stream_words(tmp_path, monkeypatch, {"a": None, "b": 100.0}, 100)

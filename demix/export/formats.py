@@ -75,28 +75,46 @@ def _megatron(doc: Doc) -> str:
 
 
 def _hf(doc: Doc) -> str:
+    """A ``datasets`` snippet that streams the mixture. ``interleave_datasets`` draws documents, not
+    tokens, so each source's probability is its ratio over its mean document length: drawn with the
+    ratios themselves, a source of long documents would take more than its share (20x apart on the
+    demo's sources)."""
     names = [d for d in doc["domains"] if doc["ratios"][d] > 0]
-    probs = ", ".join(f"{doc['ratios'][d]:.6f}" for d in names)
     sources = doc.get("sources") or {}
+    lengths = doc.get("tokens_per_document") or {}
     src_lines = [f"  {d}: {', '.join(sources.get(d) or ['(unknown)'])}" for d in names]
     loads = "\n".join(
         f'    "{d}": load_dataset("json", data_files="{d}/*.jsonl", split="train", streaming=True),'
         for d in names
     )
+    ratios = "\n".join(f'    "{d}": {doc["ratios"][d]:.6f},' for d in names)
+    per_doc = "\n".join(f'    "{d}": {lengths.get(d)!r},' for d in names)
     return (
         f'"""Recommended mixture for {doc["name"]} ({doc["schema"]}, choice: {doc["choice"]}).\n\n'
         "Data ratios r (not merge weights); demix's sources were:\n"
         + "\n".join(src_lines)
-        + '\nPoint each load_dataset at your copy of that source.\n"""\n\n'
+        + "\nPoint each load_dataset at your copy of that source.\n\n"
+        "interleave_datasets draws documents, not tokens: each source is drawn with probability\n"
+        "ratio / mean tokens per document, so that its share of the tokens is its ratio. The lengths\n"
+        "are demix's measurements of its copies with its tokenizer (None: not measured); for exact\n"
+        "shares under your tokenizer, put in your copies' means in its tokens.\n"
+        '"""\n\n'
         "from datasets import interleave_datasets, load_dataset\n\n"
         "sources = {\n" + loads + "\n}\n"
-        f"probabilities = [{probs}]  # order: {', '.join(names)}\n"
+        "ratios = {  # each source's share of the training tokens\n" + ratios + "\n}\n"
+        "tokens_per_document = {  # mean tokens per document of each source\n" + per_doc + "\n}\n"
+        "if None in tokens_per_document.values():\n"
+        '    raise SystemExit("set tokens_per_document for every source: documents are drawn, not tokens")\n'
+        "weights = {d: r / tokens_per_document[d] for d, r in ratios.items()}\n"
+        "probabilities = [weights[d] / sum(weights.values()) for d in ratios]\n"
         "mixture = interleave_datasets(\n"
-        "    list(sources.values()),\n"
+        "    [sources[d] for d in ratios],\n"
         "    probabilities=probabilities,\n"
         "    seed=0,\n"
-        '    stopping_strategy="all_exhausted",\n'
+        '    stopping_strategy="all_exhausted",  # a source that runs out starts again (epochs > 1)\n'
         ")\n"
+        f"# The stream ends only once every source has run out: stop after the run's "
+        f"{format_count(doc['target_tokens'])} tokens.\n"
     )
 
 
@@ -137,7 +155,9 @@ def _markdown(doc: Doc) -> str:
     lines += [
         "",
         f"Epochs above {doc['max_epochs']:g} get a warning (export.max_epochs). Files: "
-        "recommended_mixture.{json,yaml,csv}, megatron_data_blend.txt, hf_interleave.py.",
+        "recommended_mixture.{json,yaml,csv}, megatron_data_blend.txt (blend weights are the ratios: "
+        "Megatron draws fixed-length samples), hf_interleave.py (it draws documents, so each source's "
+        "probability is its ratio over its mean document length).",
     ]
     return "\n".join(lines) + "\n"
 

@@ -41,8 +41,33 @@ def available_tokens(
     return token_counts(cfg, run, domains, manifest=m), sources
 
 
+def document_tokens(run: RunDir, domains: list[str]) -> dict[str, float | None]:
+    """Mean tokens per document of each source: its training documents', else (components brought
+    from elsewhere) its held-out documents', a sample of the same data; None where prepare read
+    neither. A sampler that draws documents, such as ``interleave_datasets``, needs them to turn
+    token ratios into draw probabilities."""
+    from demix.data.manifest import Manifest
+
+    info = {d.name: d for d in Manifest.load(run).domains} if run.manifest.is_file() else {}
+    out: dict[str, float | None] = {}
+    for name in domains:
+        d = info.get(name)
+        if d is not None and d.train_docs > 0:
+            out[name] = round(d.train_tokens / d.train_docs, 1)
+        elif d is not None and d.val_docs > 0:
+            out[name] = round(d.val_tokens / d.val_docs, 1)
+        else:
+            out[name] = None
+    return out
+
+
 def mixture_document(
-    cfg: ExperimentConfig, rec: Recommendation, plan: TokenPlan, sources: dict, inputs: dict[str, str]
+    cfg: ExperimentConfig,
+    rec: Recommendation,
+    plan: TokenPlan,
+    sources: dict,
+    inputs: dict[str, str],
+    doc_tokens: dict[str, float | None] | None = None,
 ) -> dict[str, Any]:
     """The ``recommended_mixture.json`` document every other format renders."""
     c = rec.chosen
@@ -75,6 +100,7 @@ def mixture_document(
         },
         "megatron_prefix": cfg.export.megatron_prefix,
         "sources": sources,
+        "tokens_per_document": doc_tokens,
         "warnings": [*rec.warnings, *plan.warnings],
         "provenance": provenance(inputs),
     }
@@ -142,7 +168,7 @@ def export(
         )
     source = run.export / "recommendation.json" if method is None else run.root / "compare" / "compare.json"
     inputs = {"recommendation" if method is None else "compare": hash_file(source)}
-    doc = mixture_document(cfg, rec, plan, sources, inputs)
+    doc = mixture_document(cfg, rec, plan, sources, inputs, document_tokens(run, rec.domains))
     paths = []
     for fmt in dict.fromkeys(["json", *cfg.export.formats]):
         name, text = render(doc, fmt)
