@@ -16,11 +16,12 @@ class _Tty(io.StringIO):
 
 def test_a_log_file_gets_few_redraws_and_a_terminal_tqdms_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TQDM_MININTERVAL", raising=False)
-    monkeypatch.delenv("TQDM_DISABLE", raising=False)  # the suite silences bars (conftest)
     assert min_interval(io.StringIO()) == LOG_INTERVAL_S
     assert min_interval(_Tty()) is None
     log, tty = io.StringIO(), _Tty()
-    on_log, on_tty = bar(total=10, file=log), bar(total=10, file=tty)
+    # The suite silences bars with TQDM_DISABLE (conftest), which tqdm reads once, when it is first
+    # imported: only an explicit disable=False turns these two back on, whatever the import order.
+    on_log, on_tty = bar(total=10, file=log, disable=False), bar(total=10, file=tty, disable=False)
     assert on_log.mininterval == LOG_INTERVAL_S and on_tty.mininterval == pytest.approx(0.1)
     for b in (on_log, on_tty):
         b.update(10)
