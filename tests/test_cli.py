@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +58,24 @@ def test_help_joins_wrapped_docstrings_and_keeps_placeholders() -> None:
     assert "search, law check, recommend, export, report. Stages whose inputs" in top
     assert "(default: runs/<name>)" in _help("run")
     assert "mix:<d>" in _help("law", "fit")
+
+
+def test_the_printed_mixture_keeps_its_columns_at_any_size(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from demix.cli.pipeline import _print_mixture
+
+    domains = ["web", "a_long_source_name_here", "math"]
+    doc = {
+        "domains": domains,
+        "ratios": {"web": 0.55, "a_long_source_name_here": 0.2, "math": 0.25},
+        "tokens": {"web": 550_000_000_000, "a_long_source_name_here": 7_979_680_000, "math": 9},
+        "epochs": {"web": 0.74, "a_long_source_name_here": 1.0, "math": None},
+    }
+    path = tmp_path / "recommended_mixture.json"
+    path.write_text(json.dumps(doc))
+    _print_mixture(path)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and len({len(ln) for ln in lines}) == 1, lines  # one width: aligned
+    ends = {ln.index("550,000,000,000") + len("550,000,000,000") for ln in lines if "550" in ln}
+    assert ends == {lines[2].index("7,979,680,000") + len("7,979,680,000")}  # tokens right-aligned

@@ -114,13 +114,16 @@ def _on_stage() -> Callable[[str, str, str], None]:
 
 
 def _print_mixture(path: Path) -> None:
-    """Print the exported data ratios, tokens and epochs, one line per source."""
+    """Print the exported data ratios, tokens and epochs, one line per source, in aligned columns."""
     import json
 
     doc = json.loads(path.read_text())
     epochs = doc.get("epochs") or {}
-    typer.echo(f"  {'source':<12} {'ratio':>7} {'tokens':>12} {'epochs':>7}")
+    tokens = {d: f"{doc['tokens'][d]:,}" for d in doc["domains"]}
+    name_w = max(12, *(len(d) for d in doc["domains"]))
+    tok_w = max(12, *(len(t) for t in tokens.values()))  # 40B is 14 characters with its commas
+    typer.echo(f"  {'source':<{name_w}} {'ratio':>7} {'tokens':>{tok_w}} {'epochs':>7}")
     for d in doc["domains"]:
         ep = epochs.get(d)
         ep_s = f"{ep:7.2f}" if ep is not None else "      -"
-        typer.echo(f"  {d:<12} {doc['ratios'][d]:7.2%} {doc['tokens'][d]:>12,} {ep_s}")
+        typer.echo(f"  {d:<{name_w}} {doc['ratios'][d]:7.2%} {tokens[d]:>{tok_w}} {ep_s}")
