@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``demix`` console script."""
     import click
 
+    from demix.util.progress import pace_batch_logs
+
+    pace_batch_logs()  # before any library imports tqdm: it reads its settings once
+
     try:
         rv = app(args=argv, standalone_mode=False)
     except (click.exceptions.Abort, typer.Abort):
