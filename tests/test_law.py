@@ -229,13 +229,23 @@ def test_objective_weights_make_the_law_rank_as_the_objective(tmp_path) -> None:
             "demix_bpb_b": ("code", [1.0, 1.2, 0.7]),
         },
     )
-    s = objective_weights(run, ["a", "b", "c", "d"])
+    got = objective_weights(run, ["a", "b", "c", "d"])
     raw = np.array([0.5 / 2 / 1.0, 1.0 / 2 / 0.5, 0.5 / 2 / 2.0, 0.0])  # weight/group/groups/spread
-    assert s is not None and np.allclose(s, raw / raw.sum())
+    assert got is not None and np.allclose(got[0], raw / raw.sum()) and got[1] == []
+    # A benchmark beside them: the bits-per-byte part is weighted as before, the benchmark named.
     _baselines(
-        tmp_path, {"demix_bpb_a": ("general", [2.0, 1.5, 2.5]), "arc_easy": ("general", [0.3, 0.4, 0.5])}
+        tmp_path,
+        {
+            "demix_bpb_a": ("general", [2.0, 1.5, 2.5]),
+            "arc_easy": ("general", [0.3, 0.4, 0.5]),
+            "demix_bpb_b": ("code", [1.0, 1.2, 0.7]),
+        },
     )
-    assert objective_weights(run, ["a", "b"]) is None  # an accuracy task: the law's loss is not the objective
+    got = objective_weights(run, ["a", "b"])
+    raw = np.array([1 / 2 / 2 / 1.0, 1 / 1 / 2 / 0.5])  # general: bpb_a and arc_easy; code: bpb_b
+    assert got is not None and np.allclose(got[0], raw / raw.sum()) and got[1] == ["arc_easy"]
+    _baselines(tmp_path, {"arc_easy": ("general", [0.3, 0.4, 0.5])})
+    assert objective_weights(run, ["a", "b"]) is None  # no bits per byte: nothing the law can weigh
 
 
 def test_objective_coefficients_are_the_objective_slopes() -> None:

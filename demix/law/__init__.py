@@ -11,7 +11,7 @@ Public API::
     optimize(law, bounds, *, weights=, starts=, seed=) -> Optimum;  bounds_for(cfg, domains, token_counts)
     optimize_for(cfg, law, domains) -> r (K,);  holdout_errors(table, cfg.law, weights, ...) -> dict
     read_table(path) -> LawTable;  tidy_to_wide(path, out);  save_fit / load_fit;  write_predictions
-    read_references(run);  aggregate_weights(cfg, run, targets) -> (V,);  objective_weights(run, targets)
+    read_references(run);  aggregate_weights(cfg, run, targets) -> (V,);  objective_weights(run, targets) -> ((V,), other tasks)
     check(cfg, run) -> dict   # writes law/check.json;  fit_and_save(source, dest, cfg.law, ...) -> FitResult
     compare(table, cfg.law, *, test=, folds=) -> dict  # the law's forms vs LightGBM vs linear, same folds
     LawTable.select(targets);  parse_targets("a,b")      # --targets

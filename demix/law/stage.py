@@ -90,21 +90,22 @@ def aggregate_weights(cfg: ExperimentConfig, run: RunDir | None, targets: list[s
     return np.full(len(targets), 1.0 / len(targets))
 
 
-def objective_weights(run: RunDir, targets: list[str]) -> np.ndarray | None:
-    """(V,) loss weights s under which the law's overall loss Σ s_d L_d ranks mixtures as the search does.
+def objective_weights(run: RunDir, targets: list[str]) -> tuple[np.ndarray, list[str]] | None:
+    """(V,) loss weights s under which the law's overall loss Σ s_d L_d ranks mixtures as the search's
+    objective does, as far as the objective is a function of these losses; and its other tasks.
 
-    When every task of the search objective is a per-domain bits-per-byte task, the objective is
-    affine in those losses, with the slopes :func:`demix.evaluate.scores.objective_coefficients`
-    gives for the frozen baselines of ``search/baselines.json``; s is minus those slopes,
-    normalised, so the law's optimum is directly comparable with the search's. ``None`` when the
-    objective has other tasks (then the law's overall loss is a different quantity, and the check
-    says so).
+    The objective is affine in its task values, with the slopes
+    :func:`demix.evaluate.scores.objective_coefficients` gives for the frozen baselines of
+    ``search/baselines.json``; s is minus the slopes of its per-domain bits-per-byte tasks,
+    normalised, so the law's optimum is directly comparable with the search's. Tasks that are not a
+    domain's bits per byte (a benchmark's accuracy) are returned by name: the law cannot see them,
+    and the check says so. ``None`` when the objective has no bits-per-byte task.
     """
     if not run.baselines.is_file():
         return None
     baselines = read_json(run.baselines).get("baselines", {})
     scores = [b["score"]["metrics"] for b in baselines.values() if "score" in b]
-    if not scores:
+    if not scores or not scores[0]:
         return None
     # Imported here: evaluate's package loads its harness, which `import demix.law` does not need.
     from demix.evaluate.result import EvalResult, Metric
@@ -112,9 +113,6 @@ def objective_weights(run: RunDir, targets: list[str]) -> np.ndarray | None:
     from demix.evaluate.spec import bpb_task_name
 
     by_name = {bpb_task_name(t): i for i, t in enumerate(targets)}
-    tasks = scores[0]
-    if not tasks or any(name not in by_name for name in tasks):
-        return None
     # The first baseline's metrics name the objective's tasks, groups and weights (as in the search).
     first = EvalResult(
         {
@@ -125,14 +123,18 @@ def objective_weights(run: RunDir, targets: list[str]) -> np.ndarray | None:
                 m["group"],
                 weight=float(m.get("weight", 1.0)),
             )
-            for name, m in tasks.items()
+            for name, m in scores[0].items()
         }
     )
     frozen = {str(i): {name: float(m["value"]) for name, m in sc.items()} for i, sc in enumerate(scores)}
     s = np.zeros(len(targets))
+    others = []
     for name, slope in objective_coefficients(first, frozen).items():
-        s[by_name[name]] -= slope  # a lower loss raises the objective: slope < 0
-    return s / s.sum() if s.sum() > 0 else None
+        if name in by_name:
+            s[by_name[name]] -= slope  # a lower loss raises the objective: slope < 0
+        else:
+            others.append(name)
+    return (s / s.sum(), sorted(others)) if s.sum() > 0 else None
 
 
 def _recommendation(run: RunDir, domains: list[str]) -> tuple[np.ndarray | None, str]:
@@ -157,13 +159,21 @@ def _token_counts(cfg: ExperimentConfig, run: RunDir, domains: list[str]) -> np.
 
 def _check_weights(cfg: ExperimentConfig, run: RunDir, targets: list[str]) -> tuple[np.ndarray, str]:
     """(V,) aggregation weights of the check, and where they come from (for check.json)."""
-    s_objective = None if cfg.law.aggregate_weights else objective_weights(run, targets)
-    if s_objective is not None:
-        return s_objective, "the search objective (bits per byte weighted as the objective weighs them)"
+    weighted = None if cfg.law.aggregate_weights else objective_weights(run, targets)
+    if weighted is not None:
+        s, others = weighted
+        how = "the search objective (bits per byte weighted as the objective weighs them)"
+        if others:
+            shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+            how = (
+                "the search objective's bits-per-byte tasks, weighted as the objective weighs them; "
+                f"its other tasks ({shown}) are not a function of these losses, so the law cannot see them"
+            )
+        return s, how
     s = aggregate_weights(cfg, run, targets)
     if cfg.law.aggregate_weights:
         return s, "law.aggregate_weights"
-    return s, "held-out token counts (the search objective is not a function of these losses alone)"
+    return s, "held-out token counts (the search objective has no bits-per-byte task)"
 
 
 def _optima(

@@ -25,6 +25,13 @@ def _pairs(check: dict[str, Any]) -> tuple[list[float], list[float], list[str]]:
 
 def _check_blocks(sec: Section, check: dict[str, Any]) -> None:
     """The held-out check: a predicted-vs-measured figure and the check's own sentences."""
+    weights = check.get("aggregate_weights")
+    if isinstance(weights, dict) and weights and check.get("aggregate_source"):
+        shown = ", ".join(f"{d} {float(x):.2f}" for d, x in weights.items())
+        sec.text(
+            f"The law's overall loss (its optimum and the check's errors) weighs the per-domain bits per "
+            f"byte {shown}: {check['aggregate_source']}."
+        )
     m, p, lab = _pairs(check)
     if m:
         sec.figure(
