@@ -113,8 +113,12 @@ def test_run_end_to_end_then_skips(trained_run: RunDir, tiny_cfg: ExperimentConf
     assert set(again.values()) == {"skipped"}
     states = {s.name: s.state for s in status(cfg, run) if not s.optional}
     assert set(states.values()) == {"done"}
+    cached = (run.export / "recommendation.json").stat().st_mtime_ns  # the recommend stage's
+    (run.export / "megatron_data_blend.txt").write_text("stale")
     redo = run_all(cfg, run, force=["export"])
     assert redo["export"] == "ran" and redo["report"] == "ran" and redo["search"] == "skipped"
+    assert (run.export / "recommendation.json").stat().st_mtime_ns == cached  # not recomputed
+    assert (run.export / "megatron_data_blend.txt").read_text() != "stale"
 
 
 def test_redoing_a_stage_moves_its_models_aside_complete(tmp_path: Path) -> None:
@@ -176,3 +180,55 @@ def test_brought_components_train_nothing(prepared_run: RunDir, tmp_path: Path) 
     assert out == {"prepare": "ran", "train-base": "not needed", "train-components": "not needed"}
     assert ("train-base", "unneeded") in events
     assert not (run.root / "models").exists()
+
+
+def _search_rows(run: RunDir) -> list[dict[str, str]]:
+    import csv
+
+    with open(run.trials_csv, newline="") as fh:
+        return [
+            {k: v for k, v in row.items() if k.startswith(("number", "w:"))} for row in csv.DictReader(fh)
+        ]
+
+
+@pytest.mark.slow
+def test_more_trials_continue_the_search_and_fewer_redo_it(trained_run: RunDir, tmp_path: Path) -> None:
+    """Raising search.n_trials (what export's warning asks for) scores only the new trials: the study
+    continues, nothing is set aside, and it holds exactly the trials a fresh run of that size scores."""
+    run = copy_run(trained_run, tmp_path / "run")
+    run_all(tiny_config(run.root, "search.n_trials=3"), run, until="search")
+    first = _search_rows(run)
+    more = tiny_config(run.root, "search.n_trials=5")
+    search = next(s for s in status(more, run) if s.name == "search")
+    assert search.state == "stale" and search.changed[0] == "search.n_trials: 3 -> 5"
+    assert "continued, not redone" in search.changed[-1]
+    events: list[tuple[str, str, str]] = []
+    out = run_all(more, run, until="search", on_stage=lambda *e: events.append(e))
+    assert out["search"] == "ran" and ("search", "continue", "search.n_trials: 3 -> 5") in events
+    assert not any(e == "moved" for _, e, _ in events) and not (run.root / "superseded").exists()
+    grown = _search_rows(run)
+    assert len(grown) == len(first) + 2 and grown[: len(first)] == first
+    fresh = copy_run(trained_run, tmp_path / "fresh")
+    run_all(tiny_config(fresh.root, "search.n_trials=5"), fresh, until="search")
+    assert _search_rows(fresh) == grown
+    # Fewer trials: the study is set aside and redone.
+    out = run_all(
+        tiny_config(run.root, "search.n_trials=4"), run, until="search", on_stage=lambda *e: events.append(e)
+    )
+    assert out["search"] == "ran" and events[-3][1] == "moved" and len(_search_rows(run)) == len(first) + 1
+
+
+def test_only_larger_growing_keys_with_nothing_else_changed_continue() -> None:
+    from demix.pipeline.keys import StageInputs, grown_only
+
+    def rec(n: int, seed: int = 0, base: str = "h") -> dict[str, object]:
+        return {"keys": {"search.n_trials": n, "search.seed": seed}, "needs": {"train-components": base}}
+
+    now = StageInputs("x", {"search.n_trials": 8, "search.seed": 0}, {"train-components": "h"})
+    grows = ("search.n_trials",)
+    assert grown_only(grows, rec(4), now) == ["search.n_trials"]
+    assert grown_only(grows, rec(16), now) is None  # fewer
+    assert grown_only(grows, rec(8), now) is None  # nothing changed
+    assert grown_only(grows, rec(4, seed=1), now) is None  # another key too
+    assert grown_only(grows, rec(4, base="other"), now) is None  # the components changed
+    assert grown_only((), rec(4), now) is None and grown_only(grows, None, now) is None

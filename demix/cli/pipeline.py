@@ -98,6 +98,10 @@ def _on_stage() -> Callable[[str, str, str], None]:
     def on_stage(name: str, event: str, detail: str) -> None:
         if event == "redo":
             typer.secho(f"== {name}: redoing it ({detail})", fg="yellow", err=True)
+        elif event == "continue":
+            typer.secho(
+                f"== {name}: continuing it ({detail}; the work so far is kept)", fg="yellow", err=True
+            )
         elif event == "moved":
             typer.echo(f"== {name}: previous outputs moved to {detail}", err=True)
         elif event == "start":

@@ -110,3 +110,23 @@ def changed_keys(record: dict[str, Any], now: StageInputs) -> list[str]:
     old_needs = record.get("needs") or {}
     out += [f"after {n}" for n, h in now.needs.items() if old_needs.get(n) != h]
     return out
+
+
+def grown_only(grows: tuple[str, ...], record: dict[str, Any] | None, now: StageInputs) -> list[str] | None:
+    """The ``grows`` keys that increased, when nothing else the stage reads or builds on changed
+    (the stage can continue over its work); ``None`` otherwise."""
+    old = (record or {}).get("keys")
+    if not grows or not isinstance(old, dict) or (record or {}).get("needs") != now.needs:
+        return None
+    changed = [
+        k for k in sorted(set(old) | set(now.keys)) if old.get(k, _MISSING) != now.keys.get(k, _MISSING)
+    ]
+    grew = [
+        k
+        for k in changed
+        if k in grows
+        and isinstance(old.get(k), int)
+        and isinstance(now.keys.get(k), int)
+        and now.keys[k] > old[k]
+    ]
+    return grew if grew and grew == changed else None

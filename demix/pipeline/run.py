@@ -11,7 +11,7 @@ from typing import Any
 
 from demix.config import ExperimentConfig
 from demix.errors import DemixError
-from demix.pipeline.keys import StageInputs, changed_keys, legacy_hashes, stage_inputs
+from demix.pipeline.keys import StageInputs, changed_keys, grown_only, legacy_hashes, stage_inputs
 from demix.pipeline.stages import STAGE_NAMES, STAGES, Stage
 from demix.run import RunDir
 from demix.run.records import clear_stage, mark_stage_done, read_stage_record
@@ -22,8 +22,10 @@ KEPT = ("models", "search")
 
 OnStage = Callable[[str, str, str], Any]
 """``on_stage(stage, event, detail)``: events ``start``, ``skip``, ``done``, ``unneeded`` (detail:
-why), ``redo`` (detail: why),
+why), ``redo`` (detail: why), ``continue`` (detail: the keys that grew; the work so far is kept),
 ``moved`` (detail: where the old outputs went)."""
+
+CONTINUES = "continued, not redone: the work so far is kept"
 
 
 def stage_hashes(cfg: ExperimentConfig) -> dict[str, str]:
@@ -49,13 +51,15 @@ class StageStatus:
 
 
 def _state(run: RunDir, st: Stage, now: StageInputs, legacy: str) -> tuple[str, list[str]]:
+    """``done``, ``pending``, ``stale`` (redone from scratch) or ``grown`` (continued: only keys in
+    ``st.grows`` increased), with the changed keys."""
     record = read_stage_record(run.root, st.name)
     if record is None:
         return "pending", []
     h = record.get("inputs_hash")
     if h == now.hash or ("keys" not in record and h == legacy):
         return "done", []
-    return "stale", changed_keys(record, now)
+    return ("grown" if grown_only(st.grows, record, now) else "stale"), changed_keys(record, now)
 
 
 def status(cfg: ExperimentConfig, run: RunDir) -> list[StageStatus]:
@@ -70,6 +74,8 @@ def status(cfg: ExperimentConfig, run: RunDir) -> list[StageStatus]:
             out.append(StageStatus(st.name, "not needed", st.optional, [reason]))
             continue
         state, changed = _state(run, st, inputs[st.name], legacy[st.name])
+        if state == "grown":
+            state, changed = "stale", [*changed, CONTINUES]
         out.append(StageStatus(st.name, state, st.optional, changed))
     return out
 
@@ -179,7 +185,11 @@ def run_all(
             continue
         now = inputs[st.name]
         state, changed = _state(run, st, now, legacy[st.name])
-        if st.name in redo or state == "stale":
+        if state == "grown" and st.name not in redo:  # more of the same: resume over its outputs
+            note(st.name, "continue", ", ".join(changed))
+            clear_stage(run.root, st.name)
+            state = "pending"
+        elif st.name in redo or state == "stale" or state == "grown":
             why = "forced" if st.name in force else ", ".join(changed) or f"after {', '.join(st.needs)}"
             note(st.name, "redo", why)
             clear_stage(run.root, st.name)

@@ -16,6 +16,7 @@ from demix.compare import compare
 from demix.config import ExperimentConfig
 from demix.data import prepare
 from demix.export import export
+from demix.export.formats import FORMATS
 from demix.law import check
 from demix.recommend import recommend
 from demix.report import report
@@ -42,6 +43,10 @@ class Stage:
     # inputs changed: under models/ and search/ they are moved to superseded/, the rest removed.
     # prepare redoes only what changed by itself, so it has none.
     outputs: tuple[str, ...] = ()
+    # Integer keys whose increase asks for more of the same work (more search trials): when only they
+    # changed, each to a larger value, the stage continues over what it did instead of redoing it.
+    # Only for keys whose larger run begins with the smaller one (seeded by ticket, not by history).
+    grows: tuple[str, ...] = ()
 
 
 # Keys no stage's result depends on: where the run lives and how fast or loudly it runs.
@@ -217,6 +222,9 @@ STAGES: tuple[Stage, ...] = (
         ),
         ignores=(*_EVERYWHERE, *_SEARCH_COSMETIC, *_MERGE_COSMETIC, *_EVAL_COSMETIC),
         outputs=("search", "tasks"),
+        # More trials resume the study: its trials so far are what a larger study starts with (the
+        # DeMix and random samplers draw by ticket; Optuna's own continue from the trials' history).
+        grows=("search.n_trials",),
     ),
     Stage(
         "law",
@@ -248,7 +256,9 @@ STAGES: tuple[Stage, ...] = (
         export,
         reads=("export", "search.constraints", "search.token_counts"),
         ignores=_EVERYWHERE,
-        outputs=("export",),
+        # The files it writes, not export/ itself: export/recommendation.json there is the recommend
+        # stage's (its surrogate refits took longer than the export) and is kept while it is current.
+        outputs=(*(f"export/{name}" for name, _ in FORMATS.values()), "export/methods"),
     ),
     Stage(
         "compare",

@@ -257,7 +257,8 @@ def _warnings(cfg: ExperimentConfig, table: TrialsTable, chosen: Candidate) -> l
             warnings.append(
                 f"the {chosen.name} shares of {', '.join(off)} fall outside their bootstrap intervals: refitted on "
                 f"resampled trials the recommendation moves a lot, so {len(table)} trials do not pin it down; "
-                "run more search trials before trusting those shares"
+                "run more search trials before trusting those shares (raise search.n_trials and run again: "
+                "the study continues, the trials so far are kept)"
             )
     return warnings
 
