@@ -232,3 +232,19 @@ def test_only_larger_growing_keys_with_nothing_else_changed_continue() -> None:
     assert grown_only(grows, rec(4, seed=1), now) is None  # another key too
     assert grown_only(grows, rec(4, base="other"), now) is None  # the components changed
     assert grown_only((), rec(4), now) is None and grown_only(grows, None, now) is None
+
+
+def test_growing_keys_are_integer_keys_their_stage_reads(tmp_path: Path) -> None:
+    from demix.pipeline import STAGES
+    from demix.pipeline.keys import key_values
+
+    cfg = tiny_config(tmp_path)
+    declared = {k: st.name for st in STAGES for k in st.grows}
+    assert declared == {
+        "search.n_trials": "search",
+        "validate.mixtures": "validate",
+        "compare.swarm.count": "compare",
+    }
+    for st in STAGES:
+        read = key_values(cfg, st.reads, st.ignores)
+        assert all(isinstance(read.get(k), int) for k in st.grows), st.name

@@ -268,6 +268,9 @@ STAGES: tuple[Stage, ...] = (
         ignores=(*_EVERYWHERE, *_TRAIN_COSMETIC, *_EVAL_COSMETIC, *_LAW_COSMETIC),
         optional=True,
         outputs=("compare", "models/compare"),
+        # A larger swarm extends the smaller one (demix.compare.designs draws prefix-stably); its
+        # trained members and scores are reused, the fits and answers made again.
+        grows=("compare.swarm.count",),
     ),
     Stage(
         "report",
@@ -293,6 +296,8 @@ STAGES: tuple[Stage, ...] = (
         ignores=(*_EVERYWHERE, *_TRAIN_COSMETIC, *_MERGE_COSMETIC, *_EVAL_COSMETIC),
         optional=True,
         outputs=("validation", "models/references"),
+        # More mixtures: the first ones are the same (validate.sample_weights), their references kept.
+        grows=("validate.mixtures",),
     ),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
