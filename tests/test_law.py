@@ -216,7 +216,7 @@ def _baselines(run_root, tasks: dict[str, tuple[str, list[float]]]) -> None:
 
 
 def test_objective_weights_make_the_law_rank_as_the_objective(tmp_path) -> None:
-    from demix.law.stage import objective_weights
+    from demix.law.run_io import objective_weights
     from demix.run import RunDir
 
     run = RunDir(tmp_path)

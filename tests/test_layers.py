@@ -157,7 +157,11 @@ def test_the_checks_can_fail(graph: dict[str, set[str]], upward: int, cyclic: in
 
 # Pure cores (../shared/DESIGN.md): arrays and dataclasses in and out, no run directory, no files.
 PURE = ("demix.mixture", "demix.law")
-IO_MODULES = ("demix.law.stage", "demix.law.files")  # the law's run-directory and user-file I/O
+IO_MODULES = (
+    "demix.law.stage",
+    "demix.law.run_io",
+    "demix.law.files",
+)  # the law's run-directory and user-file I/O
 PURE_MAY_IMPORT = (
     "demix.errors",
     "demix.util.stats",

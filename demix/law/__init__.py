@@ -36,16 +36,9 @@ from demix.law.files import load_fit, read_loss_weights, read_table, save_fit, t
 from demix.law.holdout import holdout_errors
 from demix.law.mixing import MixingLaw, fit, learn_aggregate_weights
 from demix.law.optimize import Optimum, optimize, optimize_for
+from demix.law.run_io import aggregate_weights, objective_weights, read_references
 from demix.law.scaling import Extrapolated, PowerLaws, at_target, fit_power_laws, nested_extrapolate
-from demix.law.stage import (
-    FitResult,
-    aggregate_weights,
-    check,
-    fit_and_save,
-    objective_weights,
-    read_references,
-    resolve_input,
-)
+from demix.law.stage import FitResult, check, fit_and_save, resolve_input
 from demix.law.starts import make_starts
 from demix.law.table import LawTable
 from demix.mixture.bounds import RatioBounds, bounds_for

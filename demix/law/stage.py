@@ -27,12 +27,18 @@ from demix.law.files import read_loss_weights, read_table, save_fit
 from demix.law.holdout import holdout_errors
 from demix.law.mixing import MixingLaw, fit
 from demix.law.optimize import Optimum, optimize
+from demix.law.run_io import (
+    aggregate_weights,
+    check_weights,
+    read_recommendation,
+    read_references,
+    run_token_counts,
+)
 from demix.law.scaling import at_target
-from demix.law.table import LawTable
-from demix.mixture import as_dict, from_mapping
+from demix.mixture import as_dict
 from demix.mixture.bounds import RatioBounds, bounds_for
 from demix.util.hashing import hash_file, hash_json
-from demix.util.io import read_json, write_json_atomic
+from demix.util.io import write_json_atomic
 from demix.util.provenance import provenance
 
 if TYPE_CHECKING:
@@ -41,139 +47,7 @@ if TYPE_CHECKING:
     from demix.run import RunDir
 
 
-# ---- reading a run ---------------------------------------------------------------------------
-
-
-def read_references(run: RunDir) -> LawTable:
-    """The trained references of ``demix validate`` (``validation/validation.json``) as a table."""
-    path = run.validation / "validation.json"
-    if not path.is_file():
-        raise StageError(f"{path} missing: run `demix validate {run.root}` first")
-    doc = read_json(path)
-    domains = list(doc["domains"])
-    mixes = doc.get("mixtures") or []
-    targets = sorted(
-        {k for m in mixes for k in (m.get("reference_bpb") or {})}, key=lambda d: (d not in domains, d)
-    )
-    R = np.array([[float(m["r"][d]) for d in domains] for m in mixes], dtype=np.float64).reshape(
-        -1, len(domains)
-    )  # (n, K)
-    L = np.array(
-        [[float((m.get("reference_bpb") or {}).get(t, np.nan)) for t in targets] for m in mixes],
-        dtype=np.float64,
-    ).reshape(-1, len(targets))  # (n, V)
-    return LawTable(domains, targets, R, L, None, None, np.arange(1, len(R) + 1), str(path))
-
-
-def aggregate_weights(cfg: ExperimentConfig, run: RunDir | None, targets: list[str]) -> np.ndarray:
-    """(V,) weights of the per-domain losses in the overall loss.
-
-    ``law.aggregate_weights`` when given (domains not listed get 0); otherwise the held-out token
-    counts from the run's manifest (the validation mix as prepared); otherwise uniform.
-    """
-    given = cfg.law.aggregate_weights
-    if given:
-        s = np.array([float(given.get(t, 0.0)) for t in targets])
-        if s.sum() > 0:
-            return s / s.sum()
-    if run is not None and run.manifest.is_file():
-        try:
-            from demix.data.manifest import Manifest  # imported here: `import demix.law` stays light
-
-            m = Manifest.load(run)
-            counts = dict(zip(m.names, m.token_counts("val"), strict=True))
-            s = np.array([float(counts.get(t, 0.0)) for t in targets])
-            if s.sum() > 0:
-                return s / s.sum()
-        except Exception:  # an unreadable manifest falls back to uniform weights
-            pass
-    return np.full(len(targets), 1.0 / len(targets))
-
-
-def objective_weights(run: RunDir, targets: list[str]) -> tuple[np.ndarray, list[str]] | None:
-    """(V,) loss weights s under which the law's overall loss Σ s_d L_d ranks mixtures as the search's
-    objective does, as far as the objective is a function of these losses; and its other tasks.
-
-    The objective is affine in its task values, with the slopes
-    :func:`demix.evaluate.scores.objective_coefficients` gives for the frozen baselines of
-    ``search/baselines.json``; s is minus the slopes of its per-domain bits-per-byte tasks,
-    normalised, so the law's optimum is directly comparable with the search's. Tasks that are not a
-    domain's bits per byte (a benchmark's accuracy) are returned by name: the law cannot see them,
-    and the check says so. ``None`` when the objective has no bits-per-byte task.
-    """
-    if not run.baselines.is_file():
-        return None
-    baselines = read_json(run.baselines).get("baselines", {})
-    scores = [b["score"]["metrics"] for b in baselines.values() if "score" in b]
-    if not scores or not scores[0]:
-        return None
-    # Imported here: evaluate's package loads its harness, which `import demix.law` does not need.
-    from demix.evaluate.result import EvalResult, Metric
-    from demix.evaluate.scores import objective_coefficients
-    from demix.evaluate.spec import bpb_task_name
-
-    by_name = {bpb_task_name(t): i for i, t in enumerate(targets)}
-    # The first baseline's metrics name the objective's tasks, groups and weights (as in the search).
-    first = EvalResult(
-        {
-            name: Metric(
-                float(m["value"]),
-                None,
-                m.get("direction", "lower"),
-                m["group"],
-                weight=float(m.get("weight", 1.0)),
-            )
-            for name, m in scores[0].items()
-        }
-    )
-    frozen = {str(i): {name: float(m["value"]) for name, m in sc.items()} for i, sc in enumerate(scores)}
-    s = np.zeros(len(targets))
-    others = []
-    for name, slope in objective_coefficients(first, frozen).items():
-        if name in by_name:
-            s[by_name[name]] -= slope  # a lower loss raises the objective: slope < 0
-        else:
-            others.append(name)
-    return (s / s.sum(), sorted(others)) if s.sum() > 0 else None
-
-
-def _recommendation(run: RunDir, domains: list[str]) -> tuple[np.ndarray | None, str]:
-    path = run.search / "recommendation.json"
-    if not path.is_file():
-        return None, ""
-    doc = read_json(path)
-    r = doc.get("r")
-    if not isinstance(r, dict) or set(r) != set(domains):
-        return None, hash_file(path)
-    return from_mapping(r, domains), hash_file(path)
-
-
-def _token_counts(cfg: ExperimentConfig, run: RunDir, domains: list[str]) -> np.ndarray | None:
-    from demix.data.manifest import token_counts  # imported here: `import demix.law` stays light
-
-    return token_counts(cfg, run, domains)
-
-
 # ---- demix law check ---------------------------------------------------------------------------
-
-
-def _check_weights(cfg: ExperimentConfig, run: RunDir, targets: list[str]) -> tuple[np.ndarray, str]:
-    """(V,) aggregation weights of the check, and where they come from (for check.json)."""
-    weighted = None if cfg.law.aggregate_weights else objective_weights(run, targets)
-    if weighted is not None:
-        s, others = weighted
-        how = "the search objective (bits per byte weighted as the objective weighs them)"
-        if others:
-            shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
-            how = (
-                "the search objective's bits-per-byte tasks, weighted as the objective weighs them; "
-                f"its other tasks ({shown}) are not a function of these losses, so the law cannot see them"
-            )
-        return s, how
-    s = aggregate_weights(cfg, run, targets)
-    if cfg.law.aggregate_weights:
-        return s, "law.aggregate_weights"
-    return s, "held-out token counts (the search objective has no bits-per-byte task)"
 
 
 def _optima(
@@ -239,15 +113,15 @@ def check(cfg: ExperimentConfig, run: RunDir) -> dict[str, Any]:
         raise StageError(f"{run.trials_csv} missing: run `demix search {run.root}` first")
     table = read_table(run.trials_csv)
     lc = cfg.law
-    s, aggregate_source = _check_weights(cfg, run, table.targets)
+    s, aggregate_source = check_weights(cfg, run, table.targets)
     errors = holdout_errors(table, lc, s, splits=lc.check_splits, holdout=lc.holdout_fraction)
     ok = np.isfinite(table.L).all(axis=1)
     law = fit(table.R[ok], table.L[ok], lc, domains=table.domains, targets=table.targets, aggregate=s)
     inputs = {"trials": hash_file(run.trials_csv), "law": hash_json(lc.model_dump(mode="json"))}
     save_fit(law, run.law / "fit.json", {"source": str(run.trials_csv), "provenance": provenance(inputs)})
-    bounds = bounds_for(cfg, table.domains, _token_counts(cfg, run, table.domains))
+    bounds = bounds_for(cfg, table.domains, run_token_counts(cfg, run, table.domains))
     opt, free = _optima(cfg, law, bounds, table.domains)
-    rec, rec_hash = _recommendation(run, table.domains)
+    rec, rec_hash = read_recommendation(run, table.domains)
     comparison, verdict = _compare(lc, law, opt, rec, table.domains)
     if rec is not None:
         inputs["recommendation"] = rec_hash
