@@ -204,3 +204,58 @@ def test_evaluate_refuses_a_tokenizer_past_the_embedding(tmp_path: Path) -> None
     with pytest.raises(DemixError) as e:
         load_checkpoint(d, EvalConfig(device="cpu"), tokenizer_dir=big)
     assert str(big) in str(e.value) and "vocab" in str(e.value)
+
+
+def _vocab_tokenizer(root: Path, vocab: dict[str, int], *, extra: list[str] | None = None) -> Path:
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(WordLevel(vocab, unk_token="w0"))
+    tok.pre_tokenizer = Whitespace()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="w0", eos_token="w2")
+    if extra:
+        fast.add_special_tokens({"additional_special_tokens": extra})
+    fast.save_pretrained(root)
+    return root
+
+
+def test_components_with_another_vocabulary_are_named(tmp_path: Path) -> None:
+    from demix.merge import vocabulary_mismatches
+
+    words = {f"w{i}": i for i in range(200)}
+    run_tok = _vocab_tokenizer(tmp_path / "run_tok", words)
+    same = _vocab_tokenizer(tmp_path / "same", words)
+    padded = _vocab_tokenizer(tmp_path / "padded", words, extra=["<pad>"])  # a token added on top
+    swapped = _vocab_tokenizer(tmp_path / "swapped", {**words, "w7": 8, "w8": 7})
+    bare = tmp_path / "bare"
+    bare.mkdir()  # no tokenizer files: the run's is used
+    got = vocabulary_mismatches(run_tok, {"a": same, "b": padded, "c": swapped, "d": bare, "e": run_tok})
+    assert list(got) == ["c"], got
+    assert "token 'w7' is id 7 in the run's and id 8 in this one" in got["c"] and str(swapped) in got["c"]
+    smaller = _vocab_tokenizer(tmp_path / "smaller", {f"w{i}": i for i in range(100)})
+    assert (
+        "token 'w100' is id 100 in the run's and missing in this one"
+        in vocabulary_mismatches(run_tok, {"s": smaller})["s"]
+    )
+
+
+def test_config_validate_names_the_component_with_another_vocabulary(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.byo_tree import VOCAB, make_byo_tree
+
+    root = make_byo_tree(tmp_path, "gpt2")
+    code = root / "checkpoints" / "code"
+    for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (code / f).unlink(missing_ok=True)
+    _vocab_tokenizer(code, {**{f"w{i}": i for i in range(VOCAB)}, "w3": 4, "w4": 3})
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    r = subprocess.run([sys.executable, "-m", "demix", "config", "validate", "configs/byo.yaml"],
+                       cwd=root, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "components.candidates.code.path: its tokenizer" in r.stderr and "token 'w3' is id 3" in r.stderr
+    assert "components.candidates.web.path" not in r.stderr and "math.path" not in r.stderr

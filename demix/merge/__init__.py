@@ -7,7 +7,13 @@ Heavy libraries (torch, transformers, safetensors, triton, mergekit) are importe
 from __future__ import annotations
 
 from demix.merge.checkpoint import Checkpoint, open_checkpoint
-from demix.merge.checks import IGNORED_KEYS, check_compatible, check_dtypes, check_tokenizer
+from demix.merge.checks import (
+    IGNORED_KEYS,
+    check_compatible,
+    check_dtypes,
+    check_tokenizer,
+    vocabulary_mismatches,
+)
 from demix.merge.engine import MergeEngine
 from demix.merge.methods import NATIVE, check_weights, get_method, mergekit_available
 from demix.merge.save import save_checkpoint
@@ -28,4 +34,5 @@ __all__ = [
     "mergekit_available",
     "open_checkpoint",
     "save_checkpoint",
+    "vocabulary_mismatches",
 ]

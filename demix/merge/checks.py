@@ -1,6 +1,6 @@
 """Checks made before anything is loaded or written: the components compute the same function of
-their weights (configs), they are stored in one dtype (or the user chose one), and a tokenizer fits
-the model's embedding.
+their weights (configs), they are stored in one dtype (or the user chose one), a tokenizer fits
+the model's embedding, and the components' own tokenizers give its tokens the same ids.
 
 Each problem is one :class:`~demix.errors.DemixError` (exit 2 at the CLI) that names the file, the
 key and what to do.
@@ -203,3 +203,59 @@ def check_tokenizer(
             path=tokenizer_dir,
         )
     return n
+
+
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+
+
+def _vocabulary(tokenizer_dir: Path) -> tuple[dict[str, int], set[str]]:
+    """token -> id of a tokenizer, and its added tokens (specials a trainer may add freely)."""
+    from transformers import AutoTokenizer
+
+    from demix.util.torchenv import quiet_transformers
+
+    try:
+        with quiet_transformers(errors_only=True):
+            tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    except (OSError, ValueError, TypeError) as e:
+        raise DemixError(f"cannot load a tokenizer: {e}", path=tokenizer_dir) from None
+    return dict(tok.get_vocab()), set(tok.get_added_vocab())
+
+
+def vocabulary_mismatches(tokenizer_dir: str | Path, checkpoints: Mapping[str, str | Path]) -> dict[str, str]:
+    """The checkpoints whose own tokenizer gives a token of the run's tokenizer another id (name -> why).
+
+    Averaging rows of embeddings is only meaningful when row i is the same token in every component:
+    a component trained with another vocabulary (a retrained or re-ordered tokenizer of the same
+    size passes every config check) merges into noise without an error. Every id the run's tokenizer
+    writes must therefore name the same token in each checkpoint that ships a tokenizer; tokens
+    added on top (a pad or chat token one trainer added) are not compared. Checkpoints without
+    tokenizer files, or with files identical to the run's, are not loaded.
+
+    Raises:
+        DemixError: a tokenizer cannot be loaded.
+    """
+    ref_dir = Path(tokenizer_dir)
+    ref: tuple[dict[str, int], set[str]] | None = None
+    out: dict[str, str] = {}
+    for name, root in checkpoints.items():
+        root = Path(root)
+        files = [f for f in _TOKENIZER_FILES if (root / f).is_file()]
+        if not files or root.resolve() == ref_dir.resolve():
+            continue
+        if all(
+            (ref_dir / f).is_file() and (ref_dir / f).read_bytes() == (root / f).read_bytes() for f in files
+        ):
+            continue
+        ref = ref or _vocabulary(ref_dir)
+        vocab, _ = _vocabulary(root)
+        for token, i in sorted(ref[0].items(), key=lambda kv: kv[1]):  # the lowest id first
+            if token not in ref[1] and vocab.get(token) != i:
+                there = "missing" if token not in vocab else f"id {vocab[token]}"
+                out[name] = (
+                    f"its tokenizer ({root}) is not the run's ({ref_dir}): token {token!r} is id {i} in "
+                    f"the run's and {there} in this one. Components trained with different vocabularies "
+                    "cannot be averaged; use components trained with one tokenizer"
+                )
+                break
+    return out

@@ -225,7 +225,28 @@ def _components(cfg: ExperimentConfig, run: RunDir | None) -> list[str]:
             check_tokenizer(tok_dir, opened[0].config)
         except DemixError as e:
             out.append(f"{'components.tokenizer' if brought else tok_key}: {e}")
+        out += _vocabularies(cfg, tok_dir)
     return out
+
+
+def _vocabularies(cfg: ExperimentConfig, tok_dir: str | Path) -> list[str]:
+    """Each brought checkpoint's own tokenizer gives the run tokenizer's tokens the same ids."""
+    from demix.merge.checks import vocabulary_mismatches
+
+    brought = cfg.components is not None
+    given = cfg.merge.components or {}
+    keys = {
+        name: f"components.candidates.{name}.path" if brought else f"merge.components.{name}"
+        for name in given
+    }
+    dirs: dict[str, str | Path] = dict(given)
+    if cfg.merge.base is not None:
+        keys["\0base"] = "components.base" if brought else "merge.base"
+        dirs["\0base"] = cfg.merge.base
+    try:
+        return [f"{keys[n]}: {why}" for n, why in vocabulary_mismatches(tok_dir, dirs).items()]
+    except DemixError as e:
+        return [f"{'components.tokenizer' if brought else 'tokenizer.name_or_path'}: {e}"]
 
 
 # The compare stage run on its own on a finished run (`demix compare RUN`): its rules check what the
