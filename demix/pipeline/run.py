@@ -189,7 +189,7 @@ def run_all(
             note(st.name, "continue", ", ".join(changed))
             clear_stage(run.root, st.name)
             state = "pending"
-        elif st.name in redo or state == "stale" or state == "grown":
+        elif st.name in redo or state == "stale":
             why = "forced" if st.name in force else ", ".join(changed) or f"after {', '.join(st.needs)}"
             note(st.name, "redo", why)
             clear_stage(run.root, st.name)

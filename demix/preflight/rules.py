@@ -190,21 +190,15 @@ def _components(cfg: ExperimentConfig, run: RunDir | None) -> list[str]:
     out: list[str] = []
     opened = []
     for name, path in given.items():
-        key = f"components.candidates.{name}.path" if brought else f"merge.components.{name}"
         try:
             opened.append(open_checkpoint(path))
         except DemixError as e:
-            out.append(f"{key}: {e}")
+            out.append(f"{_checkpoint_key(cfg, name)}: {e}")
     if cfg.merge.base is not None:
-        key = (
-            "components.base"
-            if cfg.components is not None and cfg.components.base is not None
-            else "merge.base"
-        )
         try:
             open_checkpoint(cfg.merge.base)
         except DemixError as e:
-            out.append(f"{key}: {e}")
+            out.append(f"{_checkpoint_key(cfg, None)}: {e}")
     if out or not opened:
         return out
     try:
@@ -233,20 +227,22 @@ def _vocabularies(cfg: ExperimentConfig, tok_dir: str | Path) -> list[str]:
     """Each brought checkpoint's own tokenizer gives the run tokenizer's tokens the same ids."""
     from demix.merge.checks import vocabulary_mismatches
 
-    brought = cfg.components is not None
-    given = cfg.merge.components or {}
-    keys = {
-        name: f"components.candidates.{name}.path" if brought else f"merge.components.{name}"
-        for name in given
+    dirs: dict[str, str | Path] = {
+        _checkpoint_key(cfg, n): p for n, p in (cfg.merge.components or {}).items()
     }
-    dirs: dict[str, str | Path] = dict(given)
     if cfg.merge.base is not None:
-        keys["\0base"] = "components.base" if brought else "merge.base"
-        dirs["\0base"] = cfg.merge.base
+        dirs[_checkpoint_key(cfg, None)] = cfg.merge.base
     try:
-        return [f"{keys[n]}: {why}" for n, why in vocabulary_mismatches(tok_dir, dirs).items()]
+        return [f"{key}: {why}" for key, why in vocabulary_mismatches(tok_dir, dirs).items()]
     except DemixError as e:
-        return [f"{'components.tokenizer' if brought else 'tokenizer.name_or_path'}: {e}"]
+        return [f"{'components.tokenizer' if cfg.components is not None else 'tokenizer.name_or_path'}: {e}"]
+
+
+def _checkpoint_key(cfg: ExperimentConfig, name: str | None) -> str:
+    """The config key that names a brought component's directory (``None``: the base model's)."""
+    if name is None:
+        return "components.base" if cfg.components is not None and cfg.components.base else "merge.base"
+    return f"components.candidates.{name}.path" if cfg.components is not None else f"merge.components.{name}"
 
 
 # The compare stage run on its own on a finished run (`demix compare RUN`): its rules check what the
