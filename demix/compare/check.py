@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from demix.evaluate.result import EvalResult
-from demix.evaluate.scores import ValuesLike, objective, objective_coefficients
+from demix.evaluate.scores import ValuesLike, loss_slopes, objective, objective_coefficients
 from demix.util.stats import rankdata, spearman
 
 Anchors = Mapping[str, ValuesLike]  # the scale's fixed ends: name -> a result or task -> value
@@ -174,19 +174,12 @@ def loss_weights(
     normalised — so the law optimises, and predicts the order of, what the check scores (a domain
     the objective does not count gets 0). Without such a task: equal weights.
     """
-    s = np.zeros(len(domains))
-    others = 0
-    for task, slope in objective_coefficients(result, dict(anchors)).items():
-        d = task_domains.get(task)
-        if d is not None and d in domains:
-            s[list(domains).index(d)] -= slope
-        else:
-            others += 1
+    s, others = loss_slopes(result, dict(anchors), task_domains, domains)
     if s.sum() <= 0:
         return np.full(
             len(domains), 1.0 / len(domains)
         ), "every domain's loss equally (no bits-per-byte task)"
     how = "the check's objective (its bits-per-byte tasks, weighted as it weighs them)"
     if others:
-        how += f"; its {others} other task(s) are not a function of these losses"
+        how += f"; its {len(others)} other task(s) are not a function of these losses"
     return s / s.sum(), how

@@ -113,6 +113,31 @@ def objective_coefficients(result: Scored, baselines: Mapping[str, ValuesLike]) 
     return out
 
 
+def loss_slopes(
+    result: Scored,
+    baselines: Mapping[str, ValuesLike],
+    task_domains: Mapping[str, str],
+    domains: Sequence[str],
+) -> tuple[np.ndarray, list[str]]:
+    """(K,) minus the objective's slopes in each domain's held-out loss, and the tasks it counts that
+    are no domain's loss.
+
+    ``task_domains`` maps a bits-per-byte task to the domain whose loss it measures. Σ s_d L_d (s
+    normalised) then ranks mixtures as the objective's loss part does: how the law weighs its
+    per-domain losses to match a search or a check. A domain the objective does not count gets 0;
+    the other tasks (a benchmark's accuracy) are returned by name, sorted.
+    """
+    s = np.zeros(len(domains))
+    others = []
+    for task, slope in objective_coefficients(result, baselines).items():
+        d = task_domains.get(task)
+        if d is not None and d in domains:
+            s[list(domains).index(d)] -= slope  # a lower loss raises the objective: slope < 0
+        else:
+            others.append(task)
+    return s, sorted(others)
+
+
 def objective(result: Scored, baselines: Mapping[str, ValuesLike]) -> float:
     """Mean over capability groups of the group objectives (NaN when no task has a scale)."""
     groups = group_objectives(result, baselines)

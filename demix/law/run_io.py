@@ -88,10 +88,9 @@ def objective_weights(run: RunDir, targets: list[str]) -> tuple[np.ndarray, list
         return None
     # Imported here: evaluate's package loads its harness, which `import demix.law` does not need.
     from demix.evaluate.result import EvalResult, Metric
-    from demix.evaluate.scores import objective_coefficients
+    from demix.evaluate.scores import loss_slopes
     from demix.evaluate.spec import bpb_task_name
 
-    by_name = {bpb_task_name(t): i for i, t in enumerate(targets)}
     # The first baseline's metrics name the objective's tasks, groups and weights (as in the search).
     first = EvalResult(
         {
@@ -106,14 +105,8 @@ def objective_weights(run: RunDir, targets: list[str]) -> tuple[np.ndarray, list
         }
     )
     frozen = {str(i): {name: float(m["value"]) for name, m in sc.items()} for i, sc in enumerate(scores)}
-    s = np.zeros(len(targets))
-    others = []
-    for name, slope in objective_coefficients(first, frozen).items():
-        if name in by_name:
-            s[by_name[name]] -= slope  # a lower loss raises the objective: slope < 0
-        else:
-            others.append(name)
-    return (s / s.sum(), sorted(others)) if s.sum() > 0 else None
+    s, others = loss_slopes(first, frozen, {bpb_task_name(t): t for t in targets}, targets)
+    return (s / s.sum(), others) if s.sum() > 0 else None
 
 
 def read_recommendation(run: RunDir, domains: list[str]) -> tuple[np.ndarray | None, str]:
